@@ -1,0 +1,52 @@
+"""NumPy: strided windows (sliding_window_view) contracted with the filter by `np.tensordot`.
+
+This is how a NumPy user writes a convolution; it is independent of the reference's code path
+(which never calls tensordot on the problem's own dtype).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from crosscheck.backends.base import Backend, Capabilities
+from crosscheck.padding import effective_kernel
+from crosscheck.problem import ConvProblem
+
+
+def windows(problem: ConvProblem) -> np.ndarray:
+    """(N, C_in, *out, *kernel) view of the padded input: every window the filter visits."""
+    spec = problem.spec
+    rank = spec.rank
+    xp = np.pad(problem.x, [(0, 0), (0, 0), *spec.pads])
+    eff = tuple(effective_kernel(k, d) for k, d in zip(spec.kernel, spec.dilation))
+    v = sliding_window_view(xp, eff, axis=tuple(range(2, 2 + rank)))
+    index = (
+        (slice(None), slice(None))
+        + tuple(slice(0, (n - 1) * s + 1, s) for n, s in zip(spec.out_size, spec.stride))
+        + tuple(slice(None, None, d) for d in spec.dilation)
+    )
+    return v[index]
+
+
+class NumpyBackend(Backend):
+    name = "numpy"
+    framework = "numpy"
+    description = "numpy.lib.stride_tricks.sliding_window_view + numpy.tensordot"
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities()
+
+    def run(self, problem: ConvProblem) -> np.ndarray:
+        spec = problem.spec
+        rank = spec.rank
+        v = windows(problem)
+        cg, og = spec.in_channels // spec.groups, spec.out_channels // spec.groups
+        tap_axes = [1] + list(range(2 + rank, 2 + 2 * rank))  # channel, then kernel taps
+        outs = []
+        for g in range(spec.groups):
+            vg = v[:, g * cg : (g + 1) * cg]
+            wg = problem.w[g * og : (g + 1) * og]
+            y = np.tensordot(vg, wg, axes=(tap_axes, [1] + list(range(2, 2 + rank))))  # (N, *out, og)
+            outs.append(np.moveaxis(y, -1, 1))
+        return np.concatenate(outs, axis=1)

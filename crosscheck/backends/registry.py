@@ -1,0 +1,52 @@
+"""Backend names to adapter classes, imported only when asked for."""
+
+from __future__ import annotations
+
+import importlib
+
+from crosscheck.backends.base import Backend, BackendUnavailable
+from crosscheck.errors import CrosscheckError
+
+# name -> "module:Class"; the module is imported lazily so no framework loads at `import crosscheck`.
+BUILTIN: dict[str, str] = {
+    "numpy": "crosscheck.backends.numpy_backend:NumpyBackend",
+    "scipy.correlate": "crosscheck.backends.scipy_backends:ScipyCorrelate",
+    "scipy.convolve": "crosscheck.backends.scipy_backends:ScipyConvolveFlipped",
+    "scipy.ndimage": "crosscheck.backends.scipy_backends:ScipyNdimage",
+    "scipy.fft": "crosscheck.backends.scipy_backends:ScipyFFT",
+}
+
+# Short names a user may type for a family of backends.
+ALIASES: dict[str, tuple[str, ...]] = {
+    "scipy": ("scipy.correlate", "scipy.convolve", "scipy.ndimage", "scipy.fft"),
+}
+
+
+def backend_names() -> list[str]:
+    return list(BUILTIN)
+
+
+def expand(names: list[str]) -> list[str]:
+    """Resolve aliases and refuse unknown names (with the list of known ones)."""
+    out: list[str] = []
+    for name in names:
+        for n in ALIASES.get(name, (name,)):
+            if n not in BUILTIN:
+                known = ", ".join(sorted(set(BUILTIN) | set(ALIASES)))
+                raise CrosscheckError(f"unknown backend {name!r}; known backends: {known}")
+            if n not in out:
+                out.append(n)
+    return out
+
+
+def get_backend(name: str) -> Backend:
+    """An instance of backend `name`; raises BackendUnavailable if its framework is missing."""
+    (target,) = expand([name])
+    module_name, cls_name = BUILTIN[target].split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise BackendUnavailable(f"{target}: {exc}") from exc
+    backend: Backend = getattr(module, cls_name)()
+    backend.check_available()
+    return backend

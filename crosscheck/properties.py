@@ -1,0 +1,178 @@
+"""The properties, defined once; `crosscheck run` and the pytest suite both drive these objects.
+
+A property has a strategy (which problems it draws for a backend) and a check (which raises
+PropertyFailure with an assert_close-style message and a reproducer, or returns an Observation
+that the record aggregates).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from hypothesis import event
+from hypothesis import strategies as st
+
+from crosscheck.backends.base import Backend
+from crosscheck.compare import Verdict, compare
+from crosscheck.problem import ConvProblem, ConvSpec
+from crosscheck.reference import reference
+from crosscheck.reproducer import reproducer
+from crosscheck.strategies import conv_problems
+from crosscheck.values import make_asymmetric
+
+
+class PropertyFailure(AssertionError):
+    """A property does not hold on `problem`; the message says where, how much and how to rerun."""
+
+    def __init__(self, message: str, backend: str, prop: str, problem: ConvProblem) -> None:
+        self.backend = backend
+        self.prop = prop
+        self.problem = problem
+        self.detail = message
+        self.reproducer = reproducer(backend, prop, problem)
+        super().__init__(f"{backend} / {prop}: {message}\n\nReproduce with:\n{self.reproducer}")
+
+
+@dataclass
+class Observation:
+    """What one passing example measured, for the record's statistics."""
+
+    dtype: str
+    max_ratio: float
+    max_ulp: float
+    expected_ratio: float
+    exact: bool
+    features: list[str] = field(default_factory=list)
+    informative: bool = True
+
+
+def features(spec: ConvSpec, values: str) -> list[str]:
+    """Coverage labels of a problem: what parts of the space this example exercised."""
+    out = [f"rank={spec.rank}", f"dtype={spec.dtype}", f"values={values}", f"layout={spec.layout}"]
+    out.append(f"padding={spec.padding if isinstance(spec.padding, str) else 'explicit'}")
+    if spec.groups > 1:
+        out.append("depthwise" if spec.in_channels == spec.groups else "grouped")
+    if max(spec.stride) > 1:
+        out.append("stride>1")
+    if max(spec.dilation) > 1:
+        out.append("dilation>1")
+    if spec.batch > 1:
+        out.append("batch>1")
+    if not isinstance(spec.padding, str) and any(lo != hi for lo, hi in spec.padding):
+        out.append("asymmetric-padding")
+    if len(set(spec.kernel)) > 1:
+        out.append("non-square-kernel")
+    return out
+
+
+def run_backend(backend: Backend, prop: str, problem: ConvProblem) -> np.ndarray:
+    """backend.run, with any framework error on a supported configuration turned into a failure."""
+    try:
+        return np.asarray(backend.run(problem))
+    except PropertyFailure:
+        raise
+    except Exception as exc:
+        message = f"backend raised {type(exc).__name__}: {exc}".splitlines()[0]
+        raise PropertyFailure(
+            f"{message}\nProblem: {problem.spec.describe()} seed={problem.seed} values={problem.values}",
+            backend.name,
+            prop,
+            problem,
+        ) from exc
+
+
+class Property:
+    name = ""
+    title = ""
+    description = ""
+
+    def applies(self, backend: Backend) -> str | None:
+        """Why this property cannot be checked on `backend`, or None."""
+        return None
+
+    def strategy(self, backend: Backend) -> st.SearchStrategy[ConvProblem]:
+        raise NotImplementedError
+
+    def check(self, backend: Backend, problem: ConvProblem) -> Observation:
+        raise NotImplementedError
+
+    def _compare(self, backend: Backend, problem: ConvProblem, y: np.ndarray) -> Verdict:
+        caps = backend.capabilities()
+        ref = reference(problem)
+        return compare(problem, y, ref, u_acc=caps.u_acc(problem.spec.dtype), bound_kind=caps.bound)
+
+    def _observe(self, problem: ConvProblem, v: Verdict, informative: bool = True) -> Observation:
+        return Observation(
+            problem.spec.dtype,
+            v.max_ratio,
+            v.max_ulp,
+            v.expected_ratio,
+            v.exact,
+            features(problem.spec, problem.values),
+            informative,
+        )
+
+
+class MatchesReference(Property):
+    name = "matches_reference"
+    title = "matches the element-wise-sum reference"
+    description = (
+        "Every output element is within the floating-point error bound of the literal sum of "
+        "element-wise products (bit-for-bit on exact-mode inputs)."
+    )
+
+    def strategy(self, backend: Backend) -> st.SearchStrategy[ConvProblem]:
+        return conv_problems(backend.capabilities())
+
+    def check(self, backend: Backend, problem: ConvProblem) -> Observation:
+        y = run_backend(backend, self.name, problem)
+        v = self._compare(backend, problem, y)
+        if not v.passed:
+            raise PropertyFailure(v.message, backend.name, self.name, problem)
+        return self._observe(problem, v)
+
+
+class IsCrossCorrelation(Property):
+    name = "is_cross_correlation"
+    title = "is cross-correlation, not convolution"
+    description = (
+        "On an asymmetric kernel the backend equals correlate(x, w) and differs from the textbook "
+        "convolution (the flipped kernel); given flip(w) it equals convolve(x, w)."
+    )
+
+    def strategy(self, backend: Backend) -> st.SearchStrategy[ConvProblem]:
+        return conv_problems(backend.capabilities(), values=("exact",), min_taps=2).map(make_asymmetric)
+
+    def check(self, backend: Backend, problem: ConvProblem) -> Observation:
+        flipped = problem.flipped()
+        corr, conv = reference(problem), reference(flipped)
+        informative = not np.array_equal(corr.approx, conv.approx)
+        if not informative:
+            event("kernel flip is invisible on this input")
+        y = run_backend(backend, self.name, problem)
+        v = self._compare(backend, problem, y)
+        if not v.passed:
+            raise PropertyFailure("conv(x, w) is not correlate(x, w):\n" + v.message, backend.name, self.name, problem)
+        if informative:
+            as_convolution = self._compare(backend, flipped, y)
+            if as_convolution.passed:
+                raise PropertyFailure(
+                    "conv(x, w) also equals the flipped-kernel convolution; the kernel flip went undetected",
+                    backend.name,
+                    self.name,
+                    problem,
+                )
+        y_flip = run_backend(backend, self.name, flipped)
+        vf = self._compare(backend, flipped, y_flip)
+        if not vf.passed:
+            raise PropertyFailure(
+                "conv(x, flip(w)) is not the textbook convolution of x and w:\n" + vf.message,
+                backend.name,
+                self.name,
+                flipped,
+            )
+        return self._observe(problem, v, informative)
+
+
+PROPERTIES: dict[str, Property] = {p.name: p for p in (MatchesReference(), IsCrossCorrelation())}

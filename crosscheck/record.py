@@ -1,0 +1,155 @@
+"""The JSON record of a run: versioned, validated against its schema on write and on read."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from crosscheck.errors import CrosscheckError
+
+SCHEMA_VERSION = 1
+
+_STATUS = {"enum": ["passed", "failed", "unsupported", "error", "interrupted", "expected_failure"]}
+_NUM = {"type": ["number", "null"]}
+
+SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "crosscheck record",
+    "type": "object",
+    "required": ["schema", "schema_version", "tool", "run", "environment", "backends", "results", "summary"],
+    "properties": {
+        "schema": {"const": "crosscheck-record"},
+        "schema_version": {"const": SCHEMA_VERSION},
+        "tool": {"type": "object", "required": ["name", "version"]},
+        "run": {
+            "type": "object",
+            "required": ["started", "finished", "duration_s", "profile", "seed", "max_examples", "interrupted"],
+            "properties": {
+                "profile": {"type": "string"},
+                "seed": {"type": ["integer", "null"]},
+                "max_examples": {"type": ["integer", "null"]},
+                "interrupted": {"type": "boolean"},
+                "duration_s": {"type": "number"},
+            },
+        },
+        "environment": {"type": "object", "required": ["python", "platform", "packages"]},
+        "backends": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name", "available"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "available": {"type": "boolean"},
+                    "reason": {"type": ["string", "null"]},
+                    "capabilities": {"type": "object"},
+                },
+            },
+        },
+        "results": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["backend", "property", "status", "examples", "by_dtype", "failures"],
+                "properties": {
+                    "backend": {"type": "string"},
+                    "property": {"type": "string"},
+                    "status": _STATUS,
+                    "reason": {"type": ["string", "null"]},
+                    "examples": {"type": "integer", "minimum": 0},
+                    "duration_s": {"type": "number"},
+                    "examples_per_second": _NUM,
+                    "by_dtype": {
+                        "type": "object",
+                        "additionalProperties": {
+                            "type": "object",
+                            "required": ["examples", "max_ratio", "histogram"],
+                            "properties": {"max_ratio": _NUM, "max_ulp": _NUM},
+                        },
+                    },
+                    "failures": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["message", "problem", "reproducer"],
+                            "properties": {"message": {"type": "string"}, "reproducer": {"type": "string"}},
+                        },
+                    },
+                },
+            },
+        },
+        "summary": {
+            "type": "object",
+            "required": ["passed", "failed", "unsupported", "error"],
+            "additionalProperties": {"type": "integer"},
+        },
+    },
+}
+
+
+def validate(record: dict[str, Any], source: str = "record") -> None:
+    """Raise CrosscheckError (one line) unless `record` is a valid record of our schema version."""
+    import jsonschema
+
+    version = record.get("schema_version") if isinstance(record, dict) else None
+    if isinstance(record, dict) and record.get("schema") == "crosscheck-record" and version != SCHEMA_VERSION:
+        raise CrosscheckError(
+            f"{source}: schema version {version!r} is not supported (this crosscheck reads version {SCHEMA_VERSION})"
+        )
+    try:
+        jsonschema.validate(record, SCHEMA)
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "top level"
+        raise CrosscheckError(f"{source}: not a valid crosscheck record at {where}: {exc.message}") from None
+
+
+def summarize(results: list[dict[str, Any]]) -> dict[str, int]:
+    out = {"passed": 0, "failed": 0, "unsupported": 0, "error": 0}
+    for r in results:
+        out[r["status"]] = out.get(r["status"], 0) + 1
+    return out
+
+
+def write(record: dict[str, Any], path: Path) -> None:
+    validate(record, str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    text = json.dumps(_finite(record), indent=1, allow_nan=False, default=_jsonable)
+    tmp.write_text(text + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def load(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CrosscheckError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CrosscheckError(f"{path}: damaged record (not JSON: {exc.msg} at line {exc.lineno})") from None
+    validate(record, str(path))
+    return dict(record)
+
+
+def _finite(obj: Any) -> Any:
+    """JSON has no inf or NaN: such statistics are written as null rather than losing the record."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def _jsonable(obj: Any) -> Any:
+    import numpy as np
+
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, tuple):
+        return list(obj)
+    raise TypeError(f"not JSON serializable: {type(obj).__name__}")

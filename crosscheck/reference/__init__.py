@@ -1,0 +1,37 @@
+"""The reference: one definition (the element-wise sum) and the views the project proves equal.
+
+- `direct`: exact rational arithmetic, one output element at a time (the oracle of the oracles);
+- `elementwise`: the same sum vectorised over output positions (the default);
+- `im2col`: the dot product of each flattened window with the flattened filter (a matrix product);
+- `fft`: the convolution theorem, accurate only in norm.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from crosscheck.problem import ConvProblem
+from crosscheck.reference.direct import direct
+from crosscheck.reference.elementwise import elementwise
+from crosscheck.reference.fft import fft
+from crosscheck.reference.im2col import im2col
+from crosscheck.reference.result import ReferenceResult
+
+METHODS: dict[str, Callable[[ConvProblem], ReferenceResult]] = {
+    "elementwise": elementwise,
+    "direct": direct,
+    "im2col": im2col,
+    "fft": fft,
+}
+
+
+def reference(problem: ConvProblem, method: str = "elementwise") -> ReferenceResult:
+    """The reference result of `problem` by `method` (see the module docstring)."""
+    try:
+        fn = METHODS[method]
+    except KeyError:
+        raise ValueError(f"method: unknown reference {method!r}; expected one of {', '.join(METHODS)}") from None
+    return fn(problem)
+
+
+__all__ = ["METHODS", "ReferenceResult", "direct", "elementwise", "fft", "im2col", "reference"]

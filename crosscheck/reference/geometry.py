@@ -1,0 +1,44 @@
+"""Shared index arithmetic of the reference views: padding, grouping and the strided windows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from crosscheck.problem import ConvSpec
+
+
+def grouped_input(x: np.ndarray, spec: ConvSpec, dtype: type = np.float64) -> np.ndarray:
+    """Zero-padded input as (N, G, C_in/G, *padded_size) in `dtype`."""
+    xp: np.ndarray = np.pad(x.astype(dtype), [(0, 0), (0, 0), *spec.pads])
+    n, c = xp.shape[:2]
+    return xp.reshape(n, spec.groups, c // spec.groups, *xp.shape[2:])
+
+
+def grouped_weight(w: np.ndarray, spec: ConvSpec, dtype: type = np.float64) -> np.ndarray:
+    """Weight as (G, C_out/G, C_in/G, *kernel) in `dtype`."""
+    o = w.shape[0]
+    return w.astype(dtype).reshape(spec.groups, o // spec.groups, *w.shape[1:])
+
+
+def kernel_offsets(spec: ConvSpec) -> Iterator[tuple[int, ...]]:
+    return iter(np.ndindex(*spec.kernel))
+
+
+def window(xg: np.ndarray, spec: ConvSpec, offset: tuple[int, ...]) -> np.ndarray:
+    """The input elements that kernel tap `offset` multiplies, for every output position.
+
+    Shape (N, G, C_in/G, *out_size): element [..., m] is x_pad[..., m·stride + offset·dilation].
+    """
+    index: list[slice] = [slice(None)] * 3
+    for o, d, s, n_out in zip(offset, spec.dilation, spec.stride, spec.out_size):
+        start = o * d
+        index.append(slice(start, start + (n_out - 1) * s + 1, s))
+    return xg[tuple(index)]
+
+
+def ungroup(y: np.ndarray) -> np.ndarray:
+    """(N, G, C_out/G, *out) -> the canonical (N, C_out, *out)."""
+    n, g, og = y.shape[:3]
+    return y.reshape(n, g * og, *y.shape[3:])

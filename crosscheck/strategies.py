@@ -1,0 +1,124 @@
+"""Hypothesis strategies for convolution problems, drawn only from what a backend supports.
+
+Every problem is built valid by construction: the output size is drawn first and the input size is
+derived from it, so nothing is generated only to be filtered away, and the work per example stays
+under a multiply-add budget. Shrinking moves towards small, plain problems (1-D, one channel,
+kernel 1, stride 1, no padding).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from hypothesis import assume
+from hypothesis import strategies as st
+
+from crosscheck.backends.base import Capabilities
+from crosscheck.padding import effective_kernel
+from crosscheck.problem import ConvProblem, ConvSpec
+from crosscheck.values import VALUE_KINDS, exact_value_limit, make_problem
+
+DEFAULT_MAX_MACS = 40_000
+MAX_KERNEL = 7
+_MAX_OUT = {1: 24, 2: 10, 3: 5}
+
+
+@st.composite
+def channel_groups(draw: st.DrawFn, allow_groups: bool) -> tuple[int, int, int]:
+    """(in_channels, out_channels, groups): plain, grouped, or depthwise (one input channel a group)."""
+    kind = draw(st.sampled_from(["plain", "grouped", "depthwise"] if allow_groups else ["plain"]))
+    if kind == "plain":
+        return draw(st.integers(1, 8)), draw(st.integers(1, 8)), 1
+    if kind == "grouped":
+        g = draw(st.integers(2, 4))
+        return g * draw(st.integers(1, 4)), g * draw(st.integers(1, 3)), g
+    g = draw(st.integers(2, 8))
+    return g, g * draw(st.integers(1, 2)), g
+
+
+@st.composite
+def spatial_dim(
+    draw: st.DrawFn, kernel: int, stride: int, dilation: int, mode: str, max_out: int
+) -> tuple[int, tuple[int, int]]:
+    """(input size, explicit pads) for one dimension; pads are (0, 0) for named modes."""
+    eff = effective_kernel(kernel, dilation)
+    out = draw(st.integers(1, max_out))
+    if mode == "explicit":
+        lo = draw(st.integers(0, eff - 1))
+        hi = draw(st.integers(0, min(eff - 1, (out - 1) * stride + eff - 1 - lo)))
+        rest = draw(st.integers(0, stride - 1))
+        return (out - 1) * stride + eff - lo - hi + rest, (lo, hi)
+    if mode == "VALID":
+        return (out - 1) * stride + eff + draw(st.integers(0, stride - 1)), (0, 0)
+    # SAME and SAME_LOWER pad any input up to ceil(n / stride) outputs.
+    return draw(st.integers(max(1, (out - 1) * stride + 1), out * stride)), (0, 0)
+
+
+@st.composite
+def conv_specs(
+    draw: st.DrawFn,
+    caps: Capabilities | None = None,
+    *,
+    dtypes: Sequence[str] | None = None,
+    max_macs: int = DEFAULT_MAX_MACS,
+    min_taps: int = 1,
+) -> ConvSpec:
+    """A valid ConvSpec inside `caps` (all of crosscheck's space if None).
+
+    `min_taps` > 1 forces a kernel with at least that many taps (needed to tell flips apart).
+    """
+    caps = caps or Capabilities()
+    allowed = [d for d in (dtypes or caps.dtypes) if d in caps.dtypes]
+    if not allowed:
+        raise ValueError("conv_specs: no dtype is both requested and supported")
+    dtype = draw(st.sampled_from(allowed))
+    rank = draw(st.sampled_from(caps.ranks))
+    c_in, c_out, groups = draw(channel_groups(caps.groups))
+    batch = draw(st.integers(1, 4))
+    kernel = [draw(st.integers(1, MAX_KERNEL)) for _ in range(rank)]
+    if np.prod(kernel) < min_taps:
+        kernel[0] = max(kernel[0], min_taps)
+    stride = [draw(st.integers(1, min(4, caps.max_stride))) for _ in range(rank)]
+    dilation = [draw(st.integers(1, min(3, caps.max_dilation))) for _ in range(rank)]
+    mode = draw(st.sampled_from(caps.padding))
+    terms = (c_in // groups) * int(np.prod(kernel))
+    positions = max(1, max_macs // (batch * c_out * terms))
+    max_out = max(1, min(_MAX_OUT[rank], round(positions ** (1 / rank))))
+    dims = [draw(spatial_dim(k, s, d, mode, max_out)) for k, s, d in zip(kernel, stride, dilation)]
+    spec = ConvSpec(
+        batch=batch,
+        in_channels=c_in,
+        out_channels=c_out,
+        in_size=tuple(n for n, _ in dims),
+        kernel=tuple(kernel),
+        stride=tuple(stride),
+        dilation=tuple(dilation),
+        padding=tuple(p for _, p in dims) if mode == "explicit" else mode,
+        groups=groups,
+        dtype=dtype,
+        layout=draw(st.sampled_from(caps.layouts)),
+    )
+    # Combination rules (e.g. TensorFlow: no stride > 1 with dilation > 1) are rare enough to filter.
+    assume(caps.refuses(spec) is None)
+    return spec
+
+
+@st.composite
+def conv_problems(
+    draw: st.DrawFn,
+    caps: Capabilities | None = None,
+    *,
+    dtypes: Sequence[str] | None = None,
+    values: Sequence[str] = VALUE_KINDS,
+    max_macs: int = DEFAULT_MAX_MACS,
+    min_taps: int = 1,
+) -> ConvProblem:
+    """A ConvProblem with values of one of `values`' kinds; exact only where the dtype allows it."""
+    spec = draw(conv_specs(caps, dtypes=dtypes, max_macs=max_macs, min_taps=min_taps))
+    feasible = [v for v in values if v != "exact" or exact_value_limit(spec.dtype, spec.terms)]
+    # Only exact values were asked for and this dtype cannot sum K terms exactly (bfloat16, large K).
+    assume(feasible)
+    kind = draw(st.sampled_from(feasible))
+    seed = draw(st.integers(0, 2**32 - 1))
+    return make_problem(spec, seed, kind)
