@@ -12,14 +12,12 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from crosscheck.compare import Verdict, compare
     from crosscheck.problem import ConvProblem, ConvSpec
-    from crosscheck.reference import reference
     from crosscheck.values import make_problem
 
 _LAZY = {
     "ConvSpec": "crosscheck.problem",
     "ConvProblem": "crosscheck.problem",
     "make_problem": "crosscheck.values",
-    "reference": "crosscheck.reference",
     "compare": "crosscheck.compare",
     "Verdict": "crosscheck.compare",
 }
@@ -34,4 +32,5 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'crosscheck' has no attribute {name!r}")
 
 
-__all__ = ["ConvProblem", "ConvSpec", "Verdict", "compare", "make_problem", "reference"]
+# The reference itself: `from crosscheck.reference import reference`.
+__all__ = ["ConvProblem", "ConvSpec", "Verdict", "compare", "make_problem"]

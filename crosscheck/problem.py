@@ -12,7 +12,9 @@ from crosscheck.dtypes import dtype_info
 from crosscheck.errors import ProblemError
 from crosscheck.padding import NAMED_MODES, Pads, effective_kernel, resolve_padding
 
-LAYOUTS = ("channels_first", "channels_last")
+# channels_first: (N, C, *spatial) contiguous; channels_last: (N, *spatial, C) in memory (NHWC);
+# strided: the canonical order handed over as a non-contiguous view (sliced and permuted storage).
+LAYOUTS = ("channels_first", "channels_last", "strided")
 
 
 def _positive(name: str, value: int) -> None:
@@ -172,6 +174,8 @@ class ConvProblem:
     def __post_init__(self) -> None:
         want = dtype_info(self.spec.dtype).numpy
         for name, arr, shape in (("x", self.x, self.spec.x_shape), ("w", self.w, self.spec.w_shape)):
+            if not isinstance(arr, np.ndarray):
+                raise ProblemError(f"{name}: expected a NumPy array, got {type(arr).__name__}")
             if arr.shape != shape:
                 raise ProblemError(f"{name}: shape {arr.shape} does not match the spec's {shape}")
             if arr.dtype != want:

@@ -95,7 +95,12 @@ class Backend(abc.ABC):
     framework: str = ""  # the distribution whose version is reported
     module: str = ""  # what must import for the backend to be available
     description: str = ""
-    device: str = "cpu"
+    devices: tuple[str, ...] = ("cpu",)
+
+    def __init__(self, device: str = "cpu") -> None:
+        if device not in self.devices:
+            raise BackendUnavailable(f"{self.name}: device {device!r} is not supported (runs on {', '.join(self.devices)})")
+        self.device = device
 
     @abc.abstractmethod
     def capabilities(self) -> Capabilities: ...

@@ -6,10 +6,13 @@ This is how a NumPy user writes a convolution; it is independent of the referenc
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from crosscheck.backends.base import Backend, Capabilities
+from crosscheck.layouts import strided_view
 from crosscheck.padding import effective_kernel
 from crosscheck.problem import ConvProblem
 
@@ -35,11 +38,13 @@ class NumpyBackend(Backend):
     description = "numpy.lib.stride_tricks.sliding_window_view + numpy.tensordot"
 
     def capabilities(self) -> Capabilities:
-        return Capabilities()
+        return Capabilities(layouts=("channels_first", "strided"))
 
     def run(self, problem: ConvProblem) -> np.ndarray:
         spec = problem.spec
         rank = spec.rank
+        if spec.layout == "strided":
+            problem = replace(problem, x=strided_view(problem.x), w=strided_view(problem.w))
         v = windows(problem)
         cg, og = spec.in_channels // spec.groups, spec.out_channels // spec.groups
         tap_axes = [1] + list(range(2 + rank, 2 + 2 * rank))  # channel, then kernel taps

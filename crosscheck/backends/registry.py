@@ -14,11 +14,17 @@ BUILTIN: dict[str, str] = {
     "scipy.convolve": "crosscheck.backends.scipy_backends:ScipyConvolveFlipped",
     "scipy.ndimage": "crosscheck.backends.scipy_backends:ScipyNdimage",
     "scipy.fft": "crosscheck.backends.scipy_backends:ScipyFFT",
+    "torch": "crosscheck.backends.torch_backend:TorchBackend",
+    "tensorflow": "crosscheck.backends.tensorflow_backend:TensorflowBackend",
+    "jax": "crosscheck.backends.jax_backend:JaxBackend",
+    "onnxruntime": "crosscheck.backends.onnx_backends:OnnxRuntimeBackend",
+    "onnx.reference": "crosscheck.backends.onnx_backends:OnnxReferenceBackend",
 }
 
 # Short names a user may type for a family of backends.
 ALIASES: dict[str, tuple[str, ...]] = {
     "scipy": ("scipy.correlate", "scipy.convolve", "scipy.ndimage", "scipy.fft"),
+    "onnx": ("onnxruntime", "onnx.reference"),
 }
 
 
@@ -39,14 +45,11 @@ def expand(names: list[str]) -> list[str]:
     return out
 
 
-def get_backend(name: str) -> Backend:
-    """An instance of backend `name`; raises BackendUnavailable if its framework is missing."""
+def get_backend(name: str, device: str = "cpu") -> Backend:
+    """An instance of backend `name` on `device`; raises BackendUnavailable if it cannot run here."""
     (target,) = expand([name])
     module_name, cls_name = BUILTIN[target].split(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise BackendUnavailable(f"{target}: {exc}") from exc
-    backend: Backend = getattr(module, cls_name)()
+    module = importlib.import_module(module_name)  # adapters import their framework lazily
+    backend: Backend = getattr(module, cls_name)(device=device)
     backend.check_available()
     return backend
