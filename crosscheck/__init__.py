@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from crosscheck.compare import Verdict, compare
+    from crosscheck.comparison import Verdict, compare
     from crosscheck.problem import ConvProblem, ConvSpec
     from crosscheck.values import make_problem
 
@@ -18,8 +18,8 @@ _LAZY = {
     "ConvSpec": "crosscheck.problem",
     "ConvProblem": "crosscheck.problem",
     "make_problem": "crosscheck.values",
-    "compare": "crosscheck.compare",
-    "Verdict": "crosscheck.compare",
+    "compare": "crosscheck.comparison",
+    "Verdict": "crosscheck.comparison",
 }
 
 

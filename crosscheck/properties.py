@@ -14,7 +14,7 @@ from hypothesis import event
 from hypothesis import strategies as st
 
 from crosscheck.backends.base import Backend
-from crosscheck.compare import Verdict, compare
+from crosscheck.comparison import Verdict, compare
 from crosscheck.problem import ConvProblem, ConvSpec
 from crosscheck.reference import reference
 from crosscheck.reproducer import reproducer

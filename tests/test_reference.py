@@ -42,7 +42,9 @@ def test_views_agree_with_the_exact_oracle(problem: ConvProblem) -> None:
     exact = direct(problem)
     for method in ("elementwise", "im2col", "fft"):
         r = reference(problem, method)
-        err = np.abs(r.approx - exact.approx) if r.low is None else np.abs((r.value - exact.value) + (r.low - exact.low))
+        err = (
+            np.abs(r.approx - exact.approx) if r.low is None else np.abs((r.value - exact.value) + (r.low - exact.low))
+        )
         assert np.all(err <= r.error_bound), (method, float(np.max(err - r.error_bound)))
         np.testing.assert_allclose(r.magnitude, exact.magnitude, rtol=1e-9)
 

@@ -99,7 +99,9 @@ class Backend(abc.ABC):
 
     def __init__(self, device: str = "cpu") -> None:
         if device not in self.devices:
-            raise BackendUnavailable(f"{self.name}: device {device!r} is not supported (runs on {', '.join(self.devices)})")
+            raise BackendUnavailable(
+                f"{self.name}: device {device!r} is not supported (runs on {', '.join(self.devices)})"
+            )
         self.device = device
 
     @abc.abstractmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-from crosscheck.backends.base import Backend, BackendUnavailable
+from crosscheck.backends.base import Backend
 from crosscheck.errors import CrosscheckError
 
 # name -> "module:Class"; the module is imported lazily so no framework loads at `import crosscheck`.

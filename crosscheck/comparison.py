@@ -74,7 +74,7 @@ def compare(
     finite = np.isfinite(arr.astype(np.float64)) if info.is_float else np.ones(arr.shape, bool)
     err = np.where(finite, err, np.inf)
     bad = err > bound
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         ratio = np.where(bound > 0, err / bound, np.where(err > 0, np.inf, 0.0))
     worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(ratio)), ratio.shape)) if ratio.size else ()
     # ULP error is only meaningful where the exact value is a normal number; near zero it explodes.
@@ -129,7 +129,8 @@ def _message(
             f"(exact-mode inputs: every partial sum is representable, so up to 0 allowed)"
         )
     else:
-        ratio = err[worst] / bound[worst]
+        with np.errstate(over="ignore"):
+            ratio = err[worst] / bound[worst]
         lines.append(f"Greatest error-to-bound ratio: {ratio:.4g} at index {idx} (up to 1 allowed)")
         if bound_kind == "elementwise":
             g = gamma(spec.terms, u_acc)
