@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=_seed, help="random seed (default: the profile's)")
     run.add_argument("--profile", choices=PROFILES, help="Hypothesis profile (default: ci under CI, else dev)")
     run.add_argument("--out", type=Path, default=Path("reports"), help="output folder (default: reports)")
+    run.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="device for frameworks that have GPUs")
+    run.add_argument("--no-pairwise", action="store_true", help="skip the pairwise agreement of backends")
     run.set_defaults(func=cmd_run)
 
     backends = sub.add_parser("backends", help="list backends, versions and capabilities")
@@ -89,6 +91,15 @@ def summary_table(record: dict[str, Any]) -> str:
             rows.append((b["name"], "-", "not installed", "0", "-", ""))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row[:-1], widths)) + "  " + row[-1] for row in rows]
+    pw = record.get("pairwise")
+    if pw:
+        worst = max((m["max_ratio"] for m in pw["matrix"]), default=0.0)
+        lines.append(
+            f"\npairwise agreement: {pw['status']}, {pw['examples']} examples, {len(pw['matrix'])} pairs, "
+            f"largest |a - b| / (bound_a + bound_b) {worst:.3g}"
+        )
+        for f in pw["failures"]:
+            lines.append(f"  {f['message']}")
     s = record["summary"]
     lines.append(f"\n{s['passed']} passed, {s['failed']} failed, {s['unsupported']} unsupported, {s['error']} errors")
     return "\n".join(lines)
@@ -105,6 +116,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         profile=args.profile or default_profile(),
         max_examples=args.max_examples,
         seed=args.seed,
+        device=args.device,
+        pairwise=not args.no_pairwise,
         command=["crosscheck", *sys.argv[1:]],
     )
     record = run(options, progress=_print_progress)

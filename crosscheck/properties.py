@@ -7,7 +7,7 @@ that the record aggregates).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from hypothesis import event
@@ -175,4 +175,58 @@ class IsCrossCorrelation(Property):
         return self._observe(problem, v, informative)
 
 
-PROPERTIES: dict[str, Property] = {p.name: p for p in (MatchesReference(), IsCrossCorrelation())}
+class NamedPadding(Property):
+    name = "named_padding"
+    title = "named padding equals the resolved pads"
+    description = (
+        "Each named mode the backend accepts (VALID, SAME, SAME_LOWER) gives the result of the explicit "
+        "(lo, hi) pads crosscheck resolves: output ceil(n / stride), the odd extra pad at the end for "
+        "SAME and at the start for SAME_LOWER."
+    )
+
+    def _named(self, backend: Backend) -> tuple[str, ...]:
+        return tuple(m for m in backend.capabilities().padding if m != "explicit")
+
+    def applies(self, backend: Backend) -> str | None:
+        return None if self._named(backend) else "the backend accepts no named padding mode"
+
+    def strategy(self, backend: Backend) -> st.SearchStrategy[ConvProblem]:
+        caps = replace(backend.capabilities(), padding=self._named(backend))
+        return conv_problems(caps)
+
+    def check(self, backend: Backend, problem: ConvProblem) -> Observation:
+        spec = problem.spec
+        y = run_backend(backend, self.name, problem)
+        v = self._compare(backend, problem, y)
+        if not v.passed:
+            raise PropertyFailure(
+                f"padding {spec.padding!r} is not the pads crosscheck resolves, {list(map(list, spec.pads))}"
+                f"{self._diagnose(backend, problem, y)}:\n{v.message}",
+                backend.name,
+                self.name,
+                problem,
+            )
+        if "explicit" in backend.capabilities().padding:
+            explicit = replace(problem, spec=spec.with_(padding=spec.pads))
+            ve = self._compare(backend, explicit, run_backend(backend, self.name, explicit))
+            if not ve.passed:
+                raise PropertyFailure(
+                    "the same pads given explicitly fail:\n" + ve.message, backend.name, self.name, explicit
+                )
+        return self._observe(problem, v)
+
+    def _diagnose(self, backend: Backend, problem: ConvProblem, y: np.ndarray) -> str:
+        """Name another padding convention that the backend's output does match, if one does."""
+        for mode in ("SAME", "SAME_LOWER", "VALID"):
+            if mode == problem.spec.padding:
+                continue
+            try:
+                other = replace(problem, spec=problem.spec.with_(padding=mode))
+            except ValueError:
+                continue
+            if self._compare(backend, other, y).passed:
+                return f" (the output matches {mode}'s pads {list(map(list, other.spec.pads))} instead)"
+        return ""
+
+
+PROPERTIES: dict[str, Property] = {p.name: p for p in (MatchesReference(), IsCrossCorrelation(), NamedPadding())}

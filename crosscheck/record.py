@@ -80,6 +80,17 @@ SCHEMA: dict[str, Any] = {
                 },
             },
         },
+        "pairwise": {
+            "type": ["object", "null"],
+            "required": ["backends", "status", "examples", "matrix", "failures"],
+            "properties": {
+                "status": _STATUS,
+                "matrix": {
+                    "type": "array",
+                    "items": {"type": "object", "required": ["a", "b", "examples", "max_ratio"]},
+                },
+            },
+        },
         "summary": {
             "type": "object",
             "required": ["passed", "failed", "unsupported", "error"],
@@ -105,10 +116,12 @@ def validate(record: dict[str, Any], source: str = "record") -> None:
         raise CrosscheckError(f"{source}: not a valid crosscheck record at {where}: {exc.message}") from None
 
 
-def summarize(results: list[dict[str, Any]]) -> dict[str, int]:
+def summarize(results: list[dict[str, Any]], pairwise: dict[str, Any] | None = None) -> dict[str, int]:
     out = {"passed": 0, "failed": 0, "unsupported": 0, "error": 0}
     for r in results:
         out[r["status"]] = out.get(r["status"], 0) + 1
+    if pairwise and pairwise["status"] in out:
+        out[pairwise["status"]] += 1
     return out
 
 

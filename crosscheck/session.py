@@ -13,6 +13,7 @@ from crosscheck.backends.base import Backend, BackendUnavailable
 from crosscheck.backends.registry import backend_names, expand, get_backend
 from crosscheck.environment import fingerprint
 from crosscheck.errors import CrosscheckError
+from crosscheck.pairwise import run_pairwise
 from crosscheck.properties import PROPERTIES
 from crosscheck.record import SCHEMA_VERSION, summarize
 from crosscheck.runner import Progress, PropertyResult, run_property
@@ -25,10 +26,12 @@ class RunOptions:
     profile: str = "dev"
     max_examples: int | None = None
     seed: int | None = None
+    device: str = "cpu"
+    pairwise: bool = True
     command: list[str] = field(default_factory=list)
 
 
-def select_backends(names: Sequence[str] | None) -> tuple[list[Backend], list[dict[str, Any]]]:
+def select_backends(names: Sequence[str] | None, device: str = "cpu") -> tuple[list[Backend], list[dict[str, Any]]]:
     """Instances of the wanted backends, and the record entries of those that cannot run here.
 
     Named explicitly, a missing framework is bad usage (CrosscheckError); by default it is recorded.
@@ -38,7 +41,7 @@ def select_backends(names: Sequence[str] | None) -> tuple[list[Backend], list[di
     missing: list[dict[str, Any]] = []
     for name in wanted:
         try:
-            ready.append(get_backend(name))
+            ready.append(get_backend(name, device))
         except BackendUnavailable as exc:
             if names:
                 raise CrosscheckError(str(exc)) from None
@@ -61,7 +64,7 @@ def _now() -> str:
 
 def run(options: RunOptions, progress: Progress | None = None) -> dict[str, Any]:
     """Run everything `options` selects; returns the record (even when interrupted part-way)."""
-    backends, missing = select_backends(options.backends)
+    backends, missing = select_backends(options.backends, options.device)
     props = select_properties(options.properties)
     started, t0 = _now(), time.perf_counter()
     results: list[PropertyResult] = []
@@ -82,6 +85,13 @@ def run(options: RunOptions, progress: Progress | None = None) -> dict[str, Any]
                 break
         if interrupted:
             break
+    pairwise = None
+    if options.pairwise and len(backends) >= 2 and not interrupted:
+        pw = run_pairwise(
+            backends, profile=options.profile, max_examples=options.max_examples, seed=options.seed, progress=progress
+        )
+        interrupted = pw.status == "interrupted"
+        pairwise = pw.to_dict()
     entries = [r.to_dict() for r in results]
     return {
         "schema": "crosscheck-record",
@@ -95,11 +105,13 @@ def run(options: RunOptions, progress: Progress | None = None) -> dict[str, Any]
             "seed": options.seed,
             "max_examples": options.max_examples,
             "interrupted": interrupted,
+            "device": options.device,
             "command": options.command,
             "properties": {n: {"title": PROPERTIES[n].title, "description": PROPERTIES[n].description} for n in props},
         },
         "environment": fingerprint({b.name: b.precision_flags() for b in backends}),
         "backends": [{**b.describe(), "available": True, "reason": None} for b in backends] + missing,
         "results": entries,
-        "summary": summarize(entries),
+        "pairwise": pairwise,
+        "summary": summarize(entries, pairwise),
     }
