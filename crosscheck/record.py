@@ -69,6 +69,10 @@ SCHEMA: dict[str, Any] = {
                             "properties": {"max_ratio": _NUM, "max_ulp": _NUM},
                         },
                     },
+                    "known_findings": {
+                        "type": "array",
+                        "items": {"type": "object", "required": ["id", "explanation", "reproduced"]},
+                    },
                     "failures": {
                         "type": "array",
                         "items": {
@@ -139,6 +143,8 @@ def load(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise CrosscheckError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise CrosscheckError(f"{path}: damaged record (not UTF-8 text)") from None
     try:
         record = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -11,6 +11,7 @@ import hypothesis
 from hypothesis import given
 
 from crosscheck.backends.base import Backend
+from crosscheck.findings import replay, stale
 from crosscheck.profiles import profile_settings
 from crosscheck.properties import Property, PropertyFailure
 from crosscheck.stats import Tally
@@ -27,6 +28,7 @@ class PropertyResult:
     duration_s: float = 0.0
     tally: Tally = field(default_factory=Tally)
     failures: list[dict[str, Any]] = field(default_factory=list)
+    known_findings: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         t = self.tally
@@ -43,6 +45,7 @@ class PropertyResult:
             "features": dict(sorted(t.features.items())),
             "by_dtype": {d: s.to_dict() for d, s in sorted(t.by_dtype.items())},
             "failures": self.failures,
+            "known_findings": self.known_findings,
         }
 
 
@@ -109,4 +112,21 @@ def run_property(
         result.reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
     finally:
         result.duration_s = time.perf_counter() - start
+    if result.status != "interrupted":
+        _replay_findings(backend, prop, result)
     return result
+
+
+def _replay_findings(backend: Backend, prop: Property, result: PropertyResult) -> None:
+    result.known_findings = replay(backend, prop)
+    for finding_id in stale(result.known_findings):
+        result.status = "failed"
+        result.failures.append(
+            {
+                "message": f"known finding {finding_id} no longer reproduces on {backend.framework} "
+                f"{backend.version()}: update crosscheck/data/known_findings.json (and the adapter's refusal)",
+                "problem": {},
+                "reproducer": "",
+                "native_snippet": None,
+            }
+        )

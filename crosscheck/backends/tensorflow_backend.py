@@ -1,0 +1,380 @@
+"""TensorFlow: `tf.nn.conv1d` / `conv2d` / `conv3d`, `tf.nn.depthwise_conv2d` and `tf.nn.convolution`,
+eagerly, channels_last (NWC/NHWC/NDHWC) and, where the kernels take it, channels_first.
+
+Which kernel serves a dtype depends on the machine: with oneDNN on (TF_ENABLE_ONEDNN_OPTS, the x86
+default) float32 and, on CPUs with AVX-512, bfloat16 run oneDNN kernels, which take NCHW, dilated
+Conv3D and unequal depthwise strides; everything else runs TensorFlow's own (Eigen) CPU kernels,
+which refuse them. So the adapter does not assume: `measure` asks TensorFlow once per dtype, on tiny
+inputs, and the capabilities quote its refusals.
+
+Each problem goes to one op (`TensorflowBackend.op_for`): depthwise 2-D problems to
+depthwise_conv2d where it computes them, dilated 3-D problems to tf.nn.convolution (space-to-batch)
+where Conv3D refuses dilation, the rest to conv1d/conv2d/conv3d. SAME and VALID are passed by name
+(TensorFlow has no SAME_LOWER); explicit pads as pad lists to conv2d and depthwise_conv2d, the only
+ops that take them, and as `tf.pad` + VALID to the others.
+
+Findings (see the tests): the Eigen Conv3D and DepthwiseConv2dNative kernels sum float16/bfloat16
+in that type, not float32 (measured per dtype, declared as refusals naming the finding); and
+depthwise_conv2d with stride > 1 and dilation > 1 returns wrong values with only a warning, so those
+problems use conv2d's groups.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from crosscheck.backends.base import Backend, BackendUnavailable, Capabilities
+from crosscheck.dtypes import dtype_info
+from crosscheck.layouts import channels_last, from_channels_last
+from crosscheck.problem import ConvProblem, ConvSpec
+from crosscheck.reproducer import problem_code
+
+DATA_FORMATS = {
+    "channels_last": {1: "NWC", 2: "NHWC", 3: "NDHWC"},
+    "channels_first": {1: "NCW", 2: "NCHW", 3: "NCDHW"},
+}
+DTYPES = ("float64", "float32", "float16", "bfloat16", "int32", "int64")
+
+# API-level facts, the same on every machine (the tests re-check them).
+NO_SAME_LOWER = (
+    "InvalidArgumentError: Value for attr 'padding' of \"SAME_LOWER\" is not in the list of allowed "
+    'values: "SAME", "VALID", "EXPLICIT"'
+)
+NOT_STRIDED = "tf.constant copies a NumPy view into a dense row-major buffer: a strided layout never reaches the op"
+DEPTHWISE_STRIDE_WITH_DILATION = (
+    "UserWarning: When dilation rate is greater than 1, then all values of strides must be 1."
+)
+
+
+def tf_message(exc: BaseException) -> str:
+    """TensorFlow's error as quoted in reasons: type and first line, without the eager op's frame."""
+    text = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", str(exc).splitlines()[0] if str(exc) else "")
+    text = re.sub(r"\s*\[Op:\w+\].*$", "", text)
+    return f"{type(exc).__name__}: {text}"
+
+
+def _attempt(tf: Any, call: Callable[[], Any]) -> str | None:
+    """None if TensorFlow runs `call`, else its refusal. Only TensorFlow's own refusals count (kernel
+    errors, and ValueError from its Python checks): anything else is a bug here and propagates."""
+    try:
+        call()
+    except (tf.errors.OpError, ValueError) as exc:
+        return tf_message(exc)
+    return None
+
+
+def _sums_in_dtype(tf: Any, dtype: str) -> dict[str, str | None]:
+    """Whether Conv3D / DepthwiseConv2dNative keep a float16/bfloat16 sum in that type: with p
+    significand bits, 2^p + 1 rounds back to 2^p, so [2^p, 1, 1]·[1, 1, 1] gives 2^p instead of the
+    exact 2^p + 2 (which the type represents) when the sum is not carried in float32."""
+    info = dtype_info(dtype)
+    if not info.is_float or info.significand_bits >= 24:
+        return {}
+    big = 2.0**info.significand_bits
+    v = tf.constant([big, 1.0, 1.0], tf.as_dtype(dtype))
+    ones = tf.ones((1, 1, 1, 3, 1), v.dtype)
+    got = {
+        "conv3d": tf.nn.conv3d(tf.reshape(v, (1, 1, 1, 1, 3)), ones, [1] * 5, "VALID"),
+        "depthwise_conv2d": tf.nn.depthwise_conv2d(
+            tf.reshape(v, (1, 3, 1, 1)), tf.reshape(ones, (3, 1, 1, 1)), [1] * 4, "VALID"
+        ),
+    }
+    out: dict[str, str | None] = {}
+    for op, y in got.items():
+        value = float(np.asarray(y.numpy(), np.float64).ravel()[0])
+        out[f"{op} sums"] = (
+            f"finding: tf.nn.{op} sums {dtype} in {dtype}, not float32: [{big:g}, 1, 1]·[1, 1, 1] gives "
+            f"{value:g}, exact {big + 2:g} (representable); the float32-accumulator contract does not hold"
+            if value != big + 2
+            else None
+        )
+    return out
+
+
+def measure(tf: Any, dtype: str) -> dict[str, str | None]:
+    """What TensorFlow's kernels for `dtype` refuse here: feature -> the refusal in TensorFlow's words,
+    None where accepted. A feature's first word is the op it concerns."""
+    dt = tf.as_dtype(dtype)
+
+    def t(*shape: int) -> Any:
+        return tf.ones(shape, dt)
+
+    nn = tf.nn
+    probes: dict[str, Callable[[], Any]] = {
+        "conv2d": lambda: nn.conv2d(t(1, 3, 3, 2), t(2, 2, 2, 2), 1, "VALID"),
+        "conv2d channels_first": lambda: nn.conv2d(t(1, 2, 3, 3), t(2, 2, 2, 2), 1, "VALID", data_format="NCHW"),
+        "conv3d": lambda: nn.conv3d(t(1, 3, 3, 3, 2), t(2, 2, 2, 2, 2), [1] * 5, "VALID"),
+        "conv3d channels_first": lambda: nn.conv3d(
+            t(1, 2, 3, 3, 3), t(2, 2, 2, 2, 2), [1] * 5, "VALID", data_format="NCDHW"
+        ),
+        "conv3d groups": lambda: nn.conv3d(t(1, 3, 3, 3, 4), t(2, 2, 2, 2, 2), [1] * 5, "VALID"),
+        "conv3d dilation": lambda: nn.conv3d(
+            t(1, 3, 3, 3, 2), t(2, 2, 2, 2, 2), [1] * 5, "VALID", dilations=[1, 2, 1, 1, 1]
+        ),
+        "conv3d stride with dilation": lambda: nn.conv3d(
+            t(1, 5, 3, 3, 2), t(2, 2, 2, 2, 2), [1, 2, 1, 1, 1], "VALID", dilations=[1, 2, 1, 1, 1]
+        ),
+        "convolution": lambda: nn.convolution(
+            t(1, 5, 3, 3, 2), t(2, 2, 2, 2, 2), [2, 1, 1], "VALID", dilations=[2, 1, 1]
+        ),
+        "depthwise_conv2d": lambda: nn.depthwise_conv2d(t(1, 3, 3, 2), t(2, 2, 2, 1), [1] * 4, "VALID"),
+        "depthwise_conv2d channels_first": lambda: nn.depthwise_conv2d(
+            t(1, 2, 3, 3), t(2, 2, 2, 1), [1] * 4, "VALID", data_format="NCHW"
+        ),
+        "depthwise_conv2d unequal strides": lambda: nn.depthwise_conv2d(
+            t(1, 3, 3, 2), t(2, 2, 2, 1), [1, 2, 1, 1], "VALID"
+        ),
+    }
+    facts: dict[str, str | None] = {}
+    for feature, probe in probes.items():
+        message = _attempt(tf, probe)
+        facts[feature] = message and f"tf.nn.{feature.split()[0]} raises {message}"
+    # Where Conv3D refuses dilation, tf.nn.convolution dilates by space-to-batch, but not with stride.
+    convolution, conv3d = facts.pop("convolution"), facts["conv3d stride with dilation"]
+    if conv3d and convolution:
+        facts["conv3d stride with dilation"] = f"{conv3d}; {convolution}"
+    return {**facts, **_sums_in_dtype(tf, dtype)}
+
+
+@dataclass(frozen=True)
+class Call:
+    """One tf.nn call in TensorFlow's own terms: what `run` executes and `native_snippet` prints."""
+
+    op: str
+    data_format: str
+    strides: list[int]
+    padding: str | list[list[int]]
+    dilations: list[int]
+    pre_pad: list[list[int]] | None = None  # tf.pad for ops that take no explicit pad lists
+
+    def arguments(self) -> str:
+        return f"{self.strides}, {self.padding!r}, data_format={self.data_format!r}, dilations={self.dilations}"
+
+
+def _base(op: str) -> str:
+    """The kernel behind an op: conv1d runs Conv2D, tf.nn.convolution (3-D) runs Conv3D."""
+    return {"conv1d": "conv2d", "convolution": "conv3d"}.get(op, op)
+
+
+def is_depthwise(spec: ConvSpec) -> bool:
+    return spec.rank == 2 and spec.groups > 1 and spec.groups == spec.in_channels
+
+
+@functools.cache
+def _tensorflow() -> Any:
+    # Must be set before the import; a user's own setting wins.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    return tf
+
+
+def installed_distribution() -> str:
+    """The distribution that provides `import tensorflow` (tensorflow-cpu here, tensorflow elsewhere)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    for dist in ("tensorflow", "tensorflow-cpu", "tensorflow-intel", "tf-nightly"):
+        try:
+            version(dist)
+        except PackageNotFoundError:
+            continue
+        return dist
+    return "tensorflow"
+
+
+class TensorflowBackend(Backend):
+    name = "tensorflow"
+    framework = "tensorflow"
+    module = "tensorflow"
+    description = "tf.nn.conv1d/conv2d/conv3d, tf.nn.depthwise_conv2d, tf.nn.convolution (eager)"
+    devices = ("cpu", "cuda")
+
+    def __init__(self, device: str = "cpu") -> None:
+        super().__init__(device)
+        self.framework = installed_distribution()
+        self._pinned = False
+        self._facts: dict[str, dict[str, str | None]] = {}
+        self._caps: Capabilities | None = None
+
+    def _framework(self) -> Any:
+        """TensorFlow (imported once, about 5 s) with the numerically relevant flags pinned."""
+        tf = _tensorflow()
+        if not self._pinned:
+            tf.config.experimental.enable_tensor_float_32_execution(False)
+            if self.device == "cuda":
+                # An op without a GPU kernel must fail, not silently run on the CPU.
+                tf.config.set_soft_device_placement(False)
+            self._pinned = True
+        return tf
+
+    @property
+    def _device_name(self) -> str:
+        return "/GPU:0" if self.device == "cuda" else "/CPU:0"
+
+    def check_available(self) -> None:
+        try:
+            tf = self._framework()
+        except ImportError as exc:
+            raise BackendUnavailable(
+                f"{self.name}: {self.framework} is not installed ({exc}); pip install {self.framework}"
+            ) from exc
+        if self.device == "cuda" and not tf.config.list_physical_devices("GPU"):
+            raise BackendUnavailable(f"{self.name}: TensorFlow sees no GPU ({self.framework} {self.version()})")
+
+    def facts(self, dtype: str) -> dict[str, str | None]:
+        """`measure` for `dtype` on this backend's device, once."""
+        if dtype not in self._facts:
+            tf = self._framework()
+            with tf.device(self._device_name):
+                self._facts[dtype] = measure(tf, dtype)
+        return self._facts[dtype]
+
+    def op_for(self, spec: ConvSpec) -> str:
+        """The tf.nn function that runs `spec`. Depthwise problems that depthwise_conv2d refuses
+        (int32, unequal strides on Eigen kernels) or computes wrongly (stride > 1 with dilation > 1)
+        use conv2d's groups; dilated 3-D problems use tf.nn.convolution where Conv3D refuses dilation."""
+        facts = self.facts(spec.dtype)
+        if is_depthwise(spec) and facts["depthwise_conv2d"] is None:
+            unequal = spec.stride[0] != spec.stride[1]
+            wrong = max(spec.stride) > 1 and max(spec.dilation) > 1
+            if not wrong and not (unequal and facts["depthwise_conv2d unequal strides"]):
+                return "depthwise_conv2d"
+        if spec.rank == 3 and max(spec.dilation) > 1 and facts["conv3d dilation"]:
+            return "convolution"
+        return ("conv1d", "conv2d", "conv3d")[spec.rank - 1]
+
+    def refusal(self, spec: ConvSpec) -> str | None:
+        """Why TensorFlow cannot run `spec` here (in its words), or None: the capabilities' constraint."""
+        op = self.op_for(spec)
+        base, facts = _base(op), self.facts(spec.dtype)
+        for feature, applies in (
+            (base, True),
+            (f"{base} channels_first", spec.layout == "channels_first"),
+            ("conv3d groups", spec.rank == 3 and spec.groups > 1),
+            ("conv3d stride with dilation", spec.rank == 3 and max(spec.stride) > 1 and max(spec.dilation) > 1),
+            (f"{base} sums", True),
+        ):
+            message = facts.get(feature)
+            if applies and message:
+                return f"{spec.dtype} {feature}: {message}"
+        return None
+
+    def capabilities(self) -> Capabilities:
+        if self._caps is None:
+            self._caps = self._declare()
+        return self._caps
+
+    def _declare(self) -> Capabilities:
+        dtypes = tuple(d for d in DTYPES if not (self.facts(d)["conv2d"] and self.facts(d)["conv3d"]))
+        unsupported = [(f"dtype {d}", str(self.facts(d)["conv2d"])) for d in DTYPES if d not in dtypes]
+        # Refusals the adapter routes around are not left out: depthwise problems fall back to conv2d's
+        # groups, dilated 3-D ones to tf.nn.convolution.
+        rerouted = ("depthwise_conv2d", "depthwise_conv2d unequal strides", "conv3d dilation")
+        dtypes_by_refusal: dict[tuple[str, str], list[str]] = {}
+        for d in dtypes:
+            facts = self.facts(d)
+            for feature, message in facts.items():
+                op = feature.split()[0]
+                if message and feature not in rerouted and not (feature != op and facts.get(op)):
+                    dtypes_by_refusal.setdefault((feature, message), []).append(d)
+        unsupported += [(f"{feature} ({', '.join(ds)})", m) for (feature, m), ds in dtypes_by_refusal.items()]
+        unsupported += [("padding SAME_LOWER", f"TensorFlow has no SAME_LOWER: tf.nn.conv2d raises {NO_SAME_LOWER}")]
+        unsupported += [("layout strided", NOT_STRIDED)]
+        first = any(not self.facts(d)[f"{op} channels_first"] for d in dtypes for op in ("conv2d", "conv3d"))
+        return Capabilities(
+            dtypes=dtypes,
+            padding=("explicit", "VALID", "SAME"),
+            layouts=("channels_last", "channels_first") if first else ("channels_last",),
+            unsupported=tuple(unsupported),
+            constraints=(self.refusal,),
+        )
+
+    def precision_flags(self) -> dict[str, Any]:
+        tf = self._framework()
+        flags: dict[str, Any] = {
+            "tensor_float_32_execution": tf.config.experimental.tensor_float_32_execution_enabled(),
+            "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset"),
+            "inter_op_parallelism_threads": tf.config.threading.get_inter_op_parallelism_threads(),
+            "intra_op_parallelism_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+            "soft_device_placement": tf.config.get_soft_device_placement(),
+        }
+        try:  # private, but the only place that says whether oneDNN kernels are in use
+            from tensorflow.python.util import _pywrap_util_port
+
+            flags["onednn_enabled"] = bool(_pywrap_util_port.IsMklEnabled())
+        except (ImportError, AttributeError):
+            pass
+        return flags
+
+    def plan(self, spec: ConvSpec) -> Call:
+        op = self.op_for(spec)
+        data_format = DATA_FORMATS[spec.layout][spec.rank]
+        channels_at_end = data_format.endswith("C")
+
+        def full(values: tuple[int, ...]) -> list[int]:
+            return [1, *values, 1] if channels_at_end else [1, 1, *values]
+
+        spatial = [list(p) for p in spec.pads]
+        pads = [[0, 0], *spatial, [0, 0]] if channels_at_end else [[0, 0], [0, 0], *spatial]
+        # depthwise_conv2d takes its dilations ("rate") for the two spatial dimensions only.
+        dilations = list(spec.dilation) if op == "depthwise_conv2d" else full(spec.dilation)
+        padding = spec.padding if isinstance(spec.padding, str) else pads
+        call = Call(op, data_format, full(spec.stride), padding, dilations)
+        if not isinstance(spec.padding, str) and op not in ("conv2d", "depthwise_conv2d"):
+            return replace(call, padding="VALID", pre_pad=pads)
+        return call
+
+    def _filter(self, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
+        """(C_out, C_in/g, *k) -> (*k, C_in/g, C_out); depthwise (*k, C_in, multiplier)."""
+        f = np.transpose(w, (*range(2, 2 + spec.rank), 1, 0))
+        if self.op_for(spec) == "depthwise_conv2d":
+            # Output channel c·m + j of a depthwise conv reads input c with filter[..., c, j].
+            f = f.reshape(*spec.kernel, spec.in_channels, spec.out_channels // spec.in_channels)
+        return np.ascontiguousarray(f)
+
+    def run(self, problem: ConvProblem) -> np.ndarray:
+        tf = self._framework()
+        spec = problem.spec
+        call = self.plan(spec)
+        x = problem.x if spec.layout == "channels_first" else channels_last(problem.x)
+        with tf.device(self._device_name):
+            x, f = tf.constant(x), tf.constant(self._filter(problem.w, spec))
+            if call.pre_pad:
+                x = tf.pad(x, call.pre_pad)
+            conv = getattr(tf.nn, call.op)
+            y = conv(x, f, call.strides, call.padding, data_format=call.data_format, dilations=call.dilations)
+            out = y.numpy()  # waits for the device and copies to the host
+        return out if spec.layout == "channels_first" else np.ascontiguousarray(from_channels_last(out))
+
+    def native_snippet(self, problem: ConvProblem) -> str:
+        spec = problem.spec
+        call = self.plan(spec)
+        lines = [
+            problem_code(problem),
+            "import numpy as np",
+            "import tensorflow as tf",
+            "tf.config.experimental.enable_tensor_float_32_execution(False)",
+        ]
+        if spec.layout == "channels_first":
+            lines.append("x = tf.constant(problem.x)")
+        else:
+            lines.append("x = tf.constant(np.moveaxis(problem.x, 1, -1))  # channels last")
+        perm = (*range(2, 2 + spec.rank), 1, 0)
+        lines.append(f"f = np.transpose(problem.w, {perm})  # (*kernel, C_in/groups, C_out)")
+        if call.op == "depthwise_conv2d":
+            shape = (*spec.kernel, spec.in_channels, spec.out_channels // spec.in_channels)
+            lines.append(f"f = f.reshape({shape})  # (*kernel, C_in, multiplier)")
+        lines.append("f = tf.constant(f)")
+        if call.pre_pad:
+            lines.append(f"x = tf.pad(x, {call.pre_pad})  # tf.nn.{call.op} takes no explicit pads")
+        lines.append(f"y = tf.nn.{call.op}(x, f, {call.arguments()}).numpy()")
+        if spec.layout != "channels_first":
+            lines.append("y = np.moveaxis(y, -1, 1)  # back to (N, C_out, *spatial)")
+        return "\n".join(lines)
