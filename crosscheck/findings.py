@@ -35,7 +35,7 @@ def replay(backend: Backend, prop: Property) -> list[dict[str, Any]]:
     for f in known_findings():
         if f["backend"] != backend.name or f["property"] != prop.name:
             continue
-        entry = {k: f[k] for k in ("id", "explanation", "observed") if k in f}
+        entry: dict[str, Any] = {k: f[k] for k in ("id", "explanation", "observed") if k in f}
         entry["version_matches"] = _version_matches(backend, f["versions"])
         if "example" not in f:
             entry.update(reproduced=None, pinned_by=f.get("pinned_by"), message="")
