@@ -22,9 +22,6 @@ from crosscheck.backends.base import Backend, Capabilities
 from crosscheck.backends.onnx_backends import conv_model
 from crosscheck.dtypes import FLOAT_DTYPES, dtype_info
 from crosscheck.layouts import strided_view
-from crosscheck.profiles import default_profile
-from crosscheck.properties import PROPERTIES
-from crosscheck.runner import run_property
 from crosscheck.strategies import conv_specs
 
 NAMES = ("onnxruntime", "onnx.reference")
@@ -33,13 +30,6 @@ NAMES = ("onnxruntime", "onnx.reference")
 @pytest.fixture(params=NAMES)
 def backend(request: pytest.FixtureRequest) -> Backend:
     return get_backend(request.param)
-
-
-@pytest.mark.parametrize("prop", sorted(PROPERTIES))
-def test_property(backend: Backend, prop: str) -> None:
-    result = run_property(backend, PROPERTIES[prop], profile=default_profile())
-    messages = "\n\n".join(f["message"] + "\n" + f["reproducer"] for f in result.failures)
-    assert result.status == "passed", f"{result.status}: {result.reason or ''}\n{messages}"
 
 
 def test_import_loads_no_framework() -> None:
