@@ -11,6 +11,7 @@ from typing import Any, NoReturn
 from crosscheck.errors import CrosscheckError
 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
 
 
 class _Parser(argparse.ArgumentParser):
@@ -61,8 +62,24 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-pairwise", action="store_true", help="skip the pairwise agreement of backends")
     run.set_defaults(func=cmd_run)
 
-    backends = sub.add_parser("backends", help="list backends, versions and capabilities")
+    backends = sub.add_parser("backends", help="list backends, versions, devices and capabilities")
     backends.set_defaults(func=cmd_backends)
+
+    explain = sub.add_parser("explain", help="the seed's worked example step by step, checked on each backend")
+    explain.add_argument("--backends", type=_csv, help="comma-separated backends (default: all installed)")
+    explain.set_defaults(func=cmd_explain)
+
+    report = sub.add_parser("report", help="render or merge records into a self-contained HTML report")
+    rsub = report.add_subparsers(dest="report_command", metavar="{render,merge}", required=True, parser_class=_Parser)
+    render = rsub.add_parser("render", help="render one record (crosscheck.json) as HTML")
+    render.add_argument("record", type=Path, help="the record, e.g. reports/crosscheck.json")
+    render.add_argument("-o", "--output", type=Path, help="the HTML file (default: beside the record, .html)")
+    render.set_defaults(func=cmd_report_render)
+    merge = rsub.add_parser("merge", help="one report from several records (the shards of a CI matrix)")
+    merge.add_argument("records", type=Path, nargs="+", help="the records to merge")
+    merge.add_argument("-o", "--output", type=Path, default=Path("reports/index.html"), help="the HTML file")
+    merge.add_argument("--json", type=Path, help="also write the merged record here")
+    merge.set_defaults(func=cmd_report_merge)
     return parser
 
 
@@ -72,25 +89,27 @@ def _version() -> str:
     return f"crosscheck {__version__}"
 
 
-def _print_progress(backend: str, prop: str, examples: int, failures: int) -> None:
-    if failures:
-        print(f"\r  {backend:<16} {prop:<22} FAILED after {examples} examples, shrinking done", file=sys.stderr)
-    elif sys.stderr.isatty():
-        print(f"\r  {backend:<16} {prop:<22} {examples:>5} examples", end="", file=sys.stderr, flush=True)
+def summary_table(record: dict[str, Any], colour: bool = False) -> str:
+    from crosscheck.progress import paint
 
-
-def summary_table(record: dict[str, Any]) -> str:
     rows = [("backend", "property", "status", "examples", "ex/s", "max err/bound by dtype")]
     for r in record["results"]:
         ratios = ", ".join(f"{d} {s['max_ratio']:.3g}" for d, s in r["by_dtype"].items() if s["examples"])
-        status = r["status"] if not r.get("reason") else f"{r['status']} ({r['reason']})"
+        status = (
+            r["status"] if r["status"] == "interrupted" or not r.get("reason") else f"{r['status']} ({r['reason']})"
+        )
         eps = r.get("examples_per_second")
         rows.append((r["backend"], r["property"], status, str(r["examples"]), f"{eps:.0f}" if eps else "-", ratios))
     for b in record["backends"]:
         if not b["available"]:
             rows.append((b["name"], "-", "not installed", "0", "-", ""))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row[:-1], widths)) + "  " + row[-1] for row in rows]
+    lines = []
+    for i, row in enumerate(rows):
+        cells = [c.ljust(w) for c, w in zip(row[:-1], widths)]
+        if i:  # colour after padding, so escape codes do not upset the column widths
+            cells[2] = paint(cells[2], row[2].split(" ")[0], colour)
+        lines.append("  ".join(cells) + "  " + row[-1])
     pw = record.get("pairwise")
     if pw:
         worst = max((m["max_ratio"] for m in pw["matrix"]), default=0.0)
@@ -108,8 +127,10 @@ def summary_table(record: dict[str, Any]) -> str:
 def cmd_run(args: argparse.Namespace) -> int:
     from crosscheck import record as rec
     from crosscheck.profiles import default_profile
-    from crosscheck.session import RunOptions, run
+    from crosscheck.progress import LiveProgress, use_colour
+    from crosscheck.session import RunOptions, run, select_properties
 
+    select_properties(args.properties)  # bad usage is reported before any framework is imported
     options = RunOptions(
         backends=args.backends,
         properties=args.properties,
@@ -120,21 +141,87 @@ def cmd_run(args: argparse.Namespace) -> int:
         pairwise=not args.no_pairwise,
         command=["crosscheck", *sys.argv[1:]],
     )
-    record = run(options, progress=_print_progress)
-    if sys.stderr.isatty():
-        print(file=sys.stderr)
+    from hypothesis.reporting import with_reporter
+
+    progress = LiveProgress()
+    try:
+        # Hypothesis prints its own notes (a seed to reuse after Ctrl-C): on their own line, not over the status.
+        with with_reporter(progress.note):
+            record = run(options, progress=progress)
+    except KeyboardInterrupt:
+        # Only before the first check started (importing frameworks): there is nothing to keep.
+        progress.close()
+        print("interrupted before any check finished: nothing written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    progress.close()
     path = args.out / "crosscheck.json"
-    rec.write(record, path)
-    print(summary_table(record))
+    try:
+        rec.write(record, path)
+    except OSError as exc:
+        raise CrosscheckError(f"{path}: cannot write the record: {exc.strerror or exc}") from None
+    html = args.out / "crosscheck.html"
+    _write_html(record, html, str(path))
+    print(summary_table(record, colour=use_colour(sys.stdout)))
     for r in record["results"]:
         for f in r["failures"]:
             print(f"\n--- {r['backend']} / {r['property']} ---\n{f['message']}\n\nReproduce with:\n{f['reproducer']}")
-    print(f"\nrecord: {path}")
+    print(f"\nrecord: {path}\nreport: {html}")
     if record["run"]["interrupted"]:
-        print("interrupted: the record holds what finished", file=sys.stderr)
-        return 130
+        print("interrupted: the record and the report hold what finished", file=sys.stderr)
+        return EXIT_INTERRUPTED
     bad = record["summary"]["failed"] + record["summary"]["error"]
     return EXIT_MISMATCH if bad else EXIT_OK
+
+
+def _write_html(record: dict[str, Any], out: Path, source: str) -> None:
+    from crosscheck.report.render import write_report
+
+    try:
+        write_report(record, out)
+    except OSError as exc:
+        raise CrosscheckError(f"{out}: cannot write the report: {exc.strerror or exc}") from None
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        # The schema does not pin every nested value; a record damaged inside one is refused, not a traceback.
+        raise CrosscheckError(f"{source}: damaged record, cannot render it ({type(exc).__name__}: {exc})") from None
+
+
+def cmd_report_render(args: argparse.Namespace) -> int:
+    from crosscheck import record as rec
+
+    record = rec.load(args.record)
+    out = args.output or args.record.with_suffix(".html")
+    _write_html(record, out, str(args.record))
+    print(f"report: {out}")
+    return EXIT_OK
+
+
+def cmd_report_merge(args: argparse.Namespace) -> int:
+    from crosscheck import record as rec
+    from crosscheck.report.merge import merge_records
+
+    paths = [Path(p) for p in args.records]
+    seen: set[Path] = set()
+    for p in paths:
+        if p.resolve() in seen:
+            raise CrosscheckError(f"{p}: given twice; each shard must be merged once")
+        seen.add(p.resolve())
+    records = [rec.load(p) for p in paths]
+    merged = merge_records(records, [str(p) for p in paths])
+    if args.json:
+        rec.write(merged, args.json)
+    _write_html(merged, args.output, ", ".join(map(str, paths)))
+    print(f"merged {len(records)} records: {merged['summary']}\nreport: {args.output}")
+    return EXIT_OK
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from crosscheck.backends.registry import backend_names, expand
+    from crosscheck.explain import explain
+
+    names = expand(args.backends) if args.backends else backend_names()
+    text, agrees = explain(names, strict=bool(args.backends))
+    print(text)
+    return EXIT_OK if agrees else EXIT_MISMATCH
 
 
 def cmd_backends(args: argparse.Namespace) -> int:
@@ -148,7 +235,8 @@ def cmd_backends(args: argparse.Namespace) -> int:
             print(f"{name:<16} not installed: {exc}")
             continue
         caps = b.capabilities()
-        print(f"{name:<16} {b.framework} {b.version()} on {b.device}: {b.description}")
+        print(f"{name:<16} {b.framework} {b.version()}: {b.description}")
+        print(f"{'':<16} devices {', '.join(b.devices)}; precision flags {b.precision_flags() or 'none'}")
         print(
             f"{'':<16} ranks {list(caps.ranks)}, dtypes {', '.join(caps.dtypes)}, padding {', '.join(caps.padding)},"
             f" layouts {', '.join(caps.layouts)}, groups {'yes' if caps.groups else 'no'}, bound {caps.bound}"

@@ -15,8 +15,9 @@ from typing import Any
 import hypothesis
 import numpy as np
 from hypothesis import given
+from hypothesis import strategies as st
 
-from crosscheck.backends.base import Backend, Capabilities
+from crosscheck.backends.base import Backend
 from crosscheck.comparison import bound_for
 from crosscheck.problem import LAYOUTS, ConvProblem
 from crosscheck.profiles import profile_settings
@@ -65,18 +66,10 @@ class PairwiseResult:
         }
 
 
-def _space(backends: list[Backend]) -> Capabilities:
-    """The union of what the backends support, so every example is runnable by at least one."""
-    caps = [b.capabilities() for b in backends]
-    return Capabilities(
-        ranks=tuple(sorted({r for c in caps for r in c.ranks})),
-        dtypes=tuple(dict.fromkeys(d for c in caps for d in c.dtypes)),
-        padding=tuple(dict.fromkeys(p for c in caps for p in c.padding)),
-        layouts=("channels_first",),
-        groups=any(c.groups for c in caps),
-        max_stride=max(c.max_stride for c in caps),
-        max_dilation=max(c.max_dilation for c in caps),
-    )
+def _problems(backends: list[Backend]) -> st.SearchStrategy[ConvProblem]:
+    """Problems from one backend's space at a time (a different lead each example), so that every
+    backend takes part often, and every other backend that supports the problem joins in."""
+    return st.sampled_from(backends).flatmap(lambda lead: conv_problems(lead.capabilities()))
 
 
 def _as_backend_sees_it(backend: Backend, problem: ConvProblem) -> ConvProblem | None:
@@ -146,7 +139,7 @@ def run_pairwise(
         if progress:
             progress("pairwise", "agreement", result.examples, 0)
 
-    test = given(conv_problems(_space(backends)))(example)
+    test = given(_problems(backends))(example)
     conf = profile_settings(profile, max_examples)
     if seed is not None:
         conf = hypothesis.settings(conf, derandomize=False, database=None)

@@ -69,29 +69,37 @@ def run(options: RunOptions, progress: Progress | None = None) -> dict[str, Any]
     started, t0 = _now(), time.perf_counter()
     results: list[PropertyResult] = []
     interrupted = False
-    for backend in backends:
-        for name in props:
-            r = run_property(
-                backend,
-                PROPERTIES[name],
+    pairwise = None
+    try:
+        for backend in backends:
+            for name in props:
+                r = run_property(
+                    backend,
+                    PROPERTIES[name],
+                    profile=options.profile,
+                    max_examples=options.max_examples,
+                    seed=options.seed,
+                    progress=progress,
+                )
+                results.append(r)
+                if r.status == "interrupted":
+                    interrupted = True
+                    break
+            if interrupted:
+                break
+        if options.pairwise and len(backends) >= 2 and not interrupted:
+            pw = run_pairwise(
+                backends,
                 profile=options.profile,
                 max_examples=options.max_examples,
                 seed=options.seed,
                 progress=progress,
             )
-            results.append(r)
-            if r.status == "interrupted":
-                interrupted = True
-                break
-        if interrupted:
-            break
-    pairwise = None
-    if options.pairwise and len(backends) >= 2 and not interrupted:
-        pw = run_pairwise(
-            backends, profile=options.profile, max_examples=options.max_examples, seed=options.seed, progress=progress
-        )
-        interrupted = pw.status == "interrupted"
-        pairwise = pw.to_dict()
+            interrupted = pw.status == "interrupted"
+            pairwise = pw.to_dict()
+    except KeyboardInterrupt:
+        # Ctrl-C outside a Hypothesis run (setting one up, or in a progress callback): keep what finished.
+        interrupted = True
     entries = [r.to_dict() for r in results]
     return {
         "schema": "crosscheck-record",

@@ -37,7 +37,7 @@ def test_run_writes_a_valid_record(tmp_path: Path) -> None:
     assert {r["backend"] for r in record["results"]} == {"numpy", "scipy.correlate"}
     assert record["run"]["seed"] == 3
     assert all(r["examples"] == 20 for r in record["results"] if r["property"] == "matches_reference")
-    assert "4 passed, 0 failed" in proc.stdout
+    assert "7 passed, 0 failed" in proc.stdout  # 2 backends × 3 properties, and their pairwise agreement
 
 
 def test_same_seed_same_examples(tmp_path: Path) -> None:

@@ -95,4 +95,3 @@ WRONG: dict[str, Callable[..., np.ndarray]] = {
     "wrong_group_mapping": wrong_group_mapping,
     "localized_error": localized_error,
 }
-

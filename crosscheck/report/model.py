@@ -1,0 +1,318 @@
+"""What the report shows, computed from a (merged) record as plain data for the template.
+
+Nothing here runs a backend or the reference: every number comes from the record.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+from crosscheck.dtypes import FLOAT_DTYPES, INT_DTYPES
+from crosscheck.stats import HIST_BINS
+
+DTYPE_ORDER = FLOAT_DTYPES + INT_DTYPES
+
+
+@dataclass
+class Cell:
+    """One backend × property × dtype: how many examples held, failed, or why none could run."""
+
+    kind: str  # passed | failed | unsupported | none (supported, none drawn) | error | interrupted
+    passed: int = 0
+    failed: int = 0
+    exact: int = 0
+    max_ratio: float | None = None
+    reason: str | None = None
+
+
+@dataclass
+class Row:
+    backend: str
+    prop: str
+    title: str
+    status: str
+    reason: str | None
+    examples: int
+    duration_s: float
+    cells: list[Cell]
+    backend_span: int = 0  # rows of this backend, on its first row only (HTML rowspan)
+    known: int = 0  # known upstream findings replayed for this row
+
+
+@dataclass
+class Matrix:
+    dtypes: list[str]
+    rows: list[Row]
+    missing: list[tuple[str, str]]  # backends not installed, and why
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Dist:
+    """The error-to-bound distribution of one backend in one dtype, over all its properties."""
+
+    backend: str
+    dtype: str
+    histogram: list[int]
+    below: int = 0
+    above: int = 0
+    zero: int = 0
+    exact: int = 0
+    examples: int = 0
+    max_ratio: float | None = 0.0
+    expected: float | None = None
+    failed: int = 0  # minimal failing examples: not in the histogram, which counts examples that held
+
+    @property
+    def measured(self) -> int:
+        """Examples with a non-zero error to place on the log axis."""
+        return self.below + sum(self.histogram) + self.above
+
+
+@dataclass
+class FailureView:
+    backend: str
+    prop: str
+    title: str
+    message: str
+    problem: str
+    spec: list[tuple[str, str]]
+    reproducer: str
+    reproducer_label: str
+    native_snippet: str | None
+    framework: str
+    shard: str | None
+    anchor: str
+
+
+def _backend_index(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {b["name"]: b for b in record["backends"]}
+
+
+def ordered_dtypes(record: dict[str, Any]) -> list[str]:
+    seen: set[str] = set()
+    for b in record["backends"]:
+        seen.update((b.get("capabilities") or {}).get("dtypes", []))
+    for r in record["results"]:
+        seen.update(r["by_dtype"])
+    return [d for d in DTYPE_ORDER if d in seen] + sorted(seen - set(DTYPE_ORDER))
+
+
+def _dtype_of(failure: dict[str, Any]) -> str | None:
+    spec = (failure.get("problem") or {}).get("spec") or {}
+    dtype = spec.get("dtype")
+    return dtype if isinstance(dtype, str) else None
+
+
+def _unsupported_reason(backend: dict[str, Any] | None, dtype: str) -> str | None:
+    caps = (backend or {}).get("capabilities")
+    if not caps or dtype in caps.get("dtypes", []):
+        return None
+    for u in caps.get("unsupported", []):
+        if u.get("feature") == f"dtype {dtype}":
+            return str(u.get("reason"))
+    return f"the adapter does not declare {dtype}"
+
+
+def _cell(result: dict[str, Any], backend: dict[str, Any] | None, dtype: str) -> Cell:
+    if result["status"] == "unsupported":
+        return Cell("unsupported", reason=result.get("reason") or "not applicable to this backend")
+    reason = _unsupported_reason(backend, dtype)
+    if reason:
+        return Cell("unsupported", reason=reason)
+    stats = result["by_dtype"].get(dtype) or {}
+    failed = sum(1 for f in result["failures"] if _dtype_of(f) == dtype)
+    passed = int(stats.get("examples", 0))
+    cell = Cell("none", passed, failed, int(stats.get("exact_examples", 0)), stats.get("max_ratio"))
+    if failed:
+        cell.kind = "failed"
+    elif passed:
+        cell.kind = "passed"
+    elif result["status"] in ("error", "interrupted"):
+        cell.kind, cell.reason = result["status"], result.get("reason")
+    else:
+        cell.reason = "supported, but no example of this dtype was drawn"
+    return cell
+
+
+def verdict_matrix(record: dict[str, Any]) -> Matrix:
+    backends = _backend_index(record)
+    props = record["run"].get("properties") or {}
+    dtypes = ordered_dtypes(record)
+    rows: list[Row] = []
+    for r in record["results"]:
+        b = backends.get(r["backend"])
+        rows.append(
+            Row(
+                r["backend"],
+                r["property"],
+                str((props.get(r["property"]) or {}).get("title", r["property"])),
+                r["status"],
+                r.get("reason"),
+                r["examples"],
+                float(r.get("duration_s") or 0.0),
+                [_cell(r, b, d) for d in dtypes],
+                known=len(r.get("known_findings") or []),
+            )
+        )
+    # Group rows of one backend together (results may arrive interleaved from merged shards).
+    order = list(dict.fromkeys(row.backend for row in rows))
+    rows.sort(key=lambda row: order.index(row.backend))
+    for i, row in enumerate(rows):
+        if i == 0 or rows[i - 1].backend != row.backend:
+            row.backend_span = sum(1 for other in rows if other.backend == row.backend)
+    counts: dict[str, int] = {"passed": 0, "failed": 0, "unsupported": 0, "none": 0, "error": 0, "interrupted": 0}
+    for row in rows:
+        for c in row.cells:
+            counts[c.kind] = counts.get(c.kind, 0) + 1
+    counts["examples"] = sum(row.examples for row in rows)
+    counts["failures"] = sum(c.failed for row in rows for c in row.cells)
+    missing = [(b["name"], str(b.get("reason") or "not installed")) for b in record["backends"] if not b["available"]]
+    return Matrix(dtypes, rows, missing, counts)
+
+
+def distributions(record: dict[str, Any]) -> dict[str, list[Dist]]:
+    """Per float dtype, one Dist per backend that ran examples of it (properties summed)."""
+    out: dict[str, dict[str, Dist]] = {}
+    medians: dict[tuple[str, str], list[float]] = {}
+    for r in record["results"]:
+        for dtype, s in r["by_dtype"].items():
+            if dtype not in FLOAT_DTYPES or not s.get("examples"):
+                continue
+            hist = list(s["histogram"])
+            d = out.setdefault(dtype, {}).setdefault(r["backend"], Dist(r["backend"], dtype, [0] * len(hist)))
+            d.histogram = [a + b for a, b in zip(d.histogram, hist)]
+            d.below += int(s.get("below") or 0)
+            d.above += int(s.get("above") or 0)
+            d.zero += int(s.get("zero_error") or 0)
+            d.exact += int(s.get("exact_examples") or 0)
+            d.examples += int(s["examples"])
+            d.max_ratio = (
+                None if d.max_ratio is None or s.get("max_ratio") is None else max(d.max_ratio, s["max_ratio"])
+            )
+            if s.get("expected_ratio_median") is not None:
+                medians.setdefault((r["backend"], dtype), []).append(float(s["expected_ratio_median"]))
+        for f in r["failures"]:
+            dtype = _dtype_of(f)
+            if dtype in FLOAT_DTYPES:
+                bins = [len(s["histogram"]) for s in r["by_dtype"].values()]
+                empty = Dist(r["backend"], dtype, [0] * (bins[0] if bins else HIST_BINS))
+                d = out.setdefault(dtype, {}).setdefault(r["backend"], empty)
+                d.failed += 1
+    for (backend, dtype), values in medians.items():
+        out[dtype][backend].expected = statistics.median(values)
+    return {d: list(out[d].values()) for d in FLOAT_DTYPES if d in out}
+
+
+def _spec_rows(spec: dict[str, Any]) -> list[tuple[str, str]]:
+    keys = ("dtype", "batch", "in_channels", "out_channels", "in_size", "kernel", "stride", "dilation", "padding")
+    rows = [(k, str(spec[k])) for k in keys if k in spec]
+    rows += [(k, str(spec[k])) for k in ("groups", "layout") if k in spec]
+    return rows
+
+
+def _describe(problem: dict[str, Any]) -> str:
+    from crosscheck.problem import ConvSpec
+
+    try:
+        text = ConvSpec.from_dict(problem["spec"]).describe()
+    except Exception:  # noqa: BLE001 - a record from elsewhere may hold a spec this version refuses
+        return ""
+    return f"{text} seed={problem.get('seed')} values={problem.get('values')}"
+
+
+def failures(record: dict[str, Any]) -> list[FailureView]:
+    backends = _backend_index(record)
+    props = record["run"].get("properties") or {}
+    out: list[FailureView] = []
+    for r in record["results"]:
+        for f in r["failures"]:
+            problem = f.get("problem") or {}
+            out.append(
+                FailureView(
+                    r["backend"],
+                    r["property"],
+                    str((props.get(r["property"]) or {}).get("title", r["property"])),
+                    str(f.get("message", "")),
+                    _describe(problem) if problem.get("spec") else "",
+                    _spec_rows(problem.get("spec") or {}),
+                    str(f.get("reproducer", "")),
+                    "Reproduce with crosscheck (re-runs the check; raises PropertyFailure)",
+                    f.get("native_snippet"),
+                    str((backends.get(r["backend"]) or {}).get("framework") or r["backend"]),
+                    f.get("shard"),
+                    f"failure-{len(out) + 1}",
+                )
+            )
+    pw = record.get("pairwise") or {}
+    for f in pw.get("failures", []):
+        problem = f.get("problem") or {}
+        pair = " and ".join(f.get("pair") or []) or "pairwise"
+        out.append(
+            FailureView(
+                pair,
+                "pairwise agreement",
+                "two backends agree within the sum of their bounds",
+                str(f.get("message", "")),
+                _describe(problem) if problem.get("spec") else "",
+                _spec_rows(problem.get("spec") or {}),
+                str(f.get("reproducer", "")),
+                "Rebuild the problem with crosscheck (then run it on both backends)",
+                None,
+                "crosscheck",
+                f.get("shard"),
+                f"failure-{len(out) + 1}",
+            )
+        )
+    return out
+
+
+@dataclass
+class KnownFinding:
+    """An upstream discrepancy the project knows about: kept out of the random search, replayed every run."""
+
+    backend: str
+    prop: str
+    id: str
+    explanation: str
+    observed: str
+    outcome: str  # reproduced | no longer reproduces | pinned by a test
+    stale: bool  # no longer reproduces on a version the finding names: the run fails for it
+    message: str
+    reproducer: str
+    shards: list[str]
+
+
+def known_findings(record: dict[str, Any]) -> list[KnownFinding]:
+    out = []
+    for r in record["results"]:
+        for f in r.get("known_findings") or []:
+            reproduced = f.get("reproduced")
+            if reproduced is None:
+                outcome = f"pinned by {f.get('pinned_by') or 'a test'}"
+            else:
+                outcome = "reproduced" if reproduced else "no longer reproduces"
+            out.append(
+                KnownFinding(
+                    r["backend"],
+                    r["property"],
+                    str(f.get("id", "")),
+                    str(f.get("explanation", "")),
+                    str(f.get("observed", "")),
+                    outcome,
+                    reproduced is False and bool(f.get("version_matches")),
+                    str(f.get("message") or ""),
+                    str(f.get("reproducer") or ""),
+                    list(f.get("shards") or []),
+                )
+            )
+    return out
+
+
+def property_verdicts(record: dict[str, Any], prop: str) -> list[tuple[str, str, str | None, int]]:
+    """(backend, status, reason, examples) of one property, for the semantics section."""
+    return [
+        (r["backend"], r["status"], r.get("reason"), r["examples"]) for r in record["results"] if r["property"] == prop
+    ]
