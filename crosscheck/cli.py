@@ -6,9 +6,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from crosscheck.errors import CrosscheckError
+
+if TYPE_CHECKING:
+    from crosscheck.backends.base import Backend
+
+DEFAULT_TIMEOUT_S = 60.0  # crosscheck.isolation's, without importing it at start-up
 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
@@ -44,7 +49,28 @@ def _seed(text: str) -> int:
     return value
 
 
+def _timeout(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def _dims(text: str) -> tuple[int, ...]:
+    try:
+        dims = tuple(sorted({int(t) for t in _csv(text)}))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected spatial dimensions like 1,2,3, got {text!r}") from None
+    if not dims or any(d not in (1, 2, 3) for d in dims):
+        raise argparse.ArgumentTypeError(f"expected spatial dimensions among 1,2,3, got {text!r}")
+    return dims
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from crosscheck.dtypes import FLOAT_DTYPES
     from crosscheck.profiles import PROFILES
 
     parser = _Parser(prog="crosscheck", description="Property-based cross-framework convolution checks.")
@@ -60,9 +86,41 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, default=Path("reports"), help="output folder (default: reports)")
     run.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="device for frameworks that have GPUs")
     run.add_argument("--no-pairwise", action="store_true", help="skip the pairwise agreement of backends")
+    run.add_argument(
+        "--timeout",
+        type=_timeout,
+        default=DEFAULT_TIMEOUT_S,
+        help="seconds a backend call may take before it counts as hung",
+    )
+    run.add_argument(
+        "--no-isolation",
+        action="store_true",
+        help="run backends in this process (faster; a crashing backend then ends the run)",
+    )
     run.set_defaults(func=cmd_run)
 
+    verify = sub.add_parser(
+        "verify",
+        help="check your own convolution function",
+        description="Check function(x, w, *, stride, padding, dilation, groups) against the reference. "
+        "Exit 0: verified; 1: mismatch, crash, hang, wrong shape/dtype, NaN/inf, or nothing supported; 2: bad usage.",
+    )
+    verify.add_argument("target", help="package.module:function or path/to/file.py:function")
+    verify.add_argument("--dtype", choices=FLOAT_DTYPES, default="float32", help="input dtype (default: float32)")
+    verify.add_argument("--dims", type=_dims, default=(1, 2, 3), help="spatial dimensions (default: 1,2,3)")
+    verify.add_argument("--max-examples", type=_positive_int, help="examples per property (default: 200)")
+    verify.add_argument("--seed", type=_seed, help="random seed (default: random, or the CI profile's)")
+    verify.add_argument(
+        "--timeout",
+        type=_timeout,
+        default=DEFAULT_TIMEOUT_S,
+        help="seconds one call may take before it counts as hung (default 60)",
+    )
+    verify.add_argument("--report", type=Path, help="write the JSON record here (and the HTML report beside it)")
+    verify.set_defaults(func=cmd_verify)
+
     backends = sub.add_parser("backends", help="list backends, versions, devices and capabilities")
+    backends.add_argument("--no-isolation", action="store_true", help="load the backends in this process")
     backends.set_defaults(func=cmd_backends)
 
     explain = sub.add_parser("explain", help="the seed's worked example step by step, checked on each backend")
@@ -120,7 +178,10 @@ def summary_table(record: dict[str, Any], colour: bool = False) -> str:
         for f in pw["failures"]:
             lines.append(f"  {f['message']}")
     s = record["summary"]
-    lines.append(f"\n{s['passed']} passed, {s['failed']} failed, {s['unsupported']} unsupported, {s['error']} errors")
+    skipped = f", {s['skipped']} not run" if s.get("skipped") else ""
+    lines.append(
+        f"\n{s['passed']} passed, {s['failed']} failed, {s['unsupported']} unsupported, {s['error']} errors{skipped}"
+    )
     return "\n".join(lines)
 
 
@@ -140,6 +201,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         device=args.device,
         pairwise=not args.no_pairwise,
         command=["crosscheck", *sys.argv[1:]],
+        isolation=not args.no_isolation,
+        timeout=args.timeout,
     )
     from hypothesis.reporting import with_reporter
 
@@ -171,6 +234,46 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     bad = record["summary"]["failed"] + record["summary"]["error"]
     return EXIT_MISMATCH if bad else EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from hypothesis.reporting import with_reporter
+
+    from crosscheck import record as rec
+    from crosscheck.progress import LiveProgress
+    from crosscheck.verify import format_verification, verify
+
+    progress = LiveProgress()
+    try:
+        with with_reporter(progress.note):
+            v = verify(
+                args.target,
+                dtype=args.dtype,
+                dims=args.dims,
+                max_examples=args.max_examples,
+                seed=args.seed,
+                timeout=args.timeout,
+                progress=progress,
+                command=["crosscheck", *sys.argv[1:]],
+            )
+    except KeyboardInterrupt:
+        # Only while the target was loading: no check has started, there is nothing to keep.
+        print("interrupted before any check finished: nothing written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        progress.close()
+    print(format_verification(v))
+    if args.report:
+        # --report x.html still gets its JSON record (beside it, as x.json), never overwritten by the HTML.
+        path = args.report.with_suffix(".json") if args.report.suffix == ".html" else args.report
+        try:
+            rec.write(v.record, path)
+        except OSError as exc:
+            raise CrosscheckError(f"{path}: cannot write the record: {exc.strerror or exc}") from None
+        html = path.with_suffix(".html")
+        _write_html(v.record, html, str(path))
+        print(f"\nrecord: {path}\nreport: {html}")
+    return v.exit_code
 
 
 def _write_html(record: dict[str, Any], out: Path, source: str) -> None:
@@ -226,24 +329,33 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 def cmd_backends(args: argparse.Namespace) -> int:
     from crosscheck.backends.base import BackendUnavailable
-    from crosscheck.backends.registry import backend_names, get_backend
+    from crosscheck.backends.registry import backend_names
+    from crosscheck.session import close_backends, load_backend
 
     for name in backend_names():
         try:
-            b = get_backend(name)
+            # In a worker, like `run`: a plugin that crashes or hangs while loading is listed, not fatal.
+            b = load_backend(name, isolation=not args.no_isolation, timeout=DEFAULT_TIMEOUT_S)
         except BackendUnavailable as exc:
             print(f"{name:<16} not installed: {exc}")
             continue
-        caps = b.capabilities()
-        print(f"{name:<16} {b.framework} {b.version()}: {b.description}")
-        print(f"{'':<16} devices {', '.join(b.devices)}; precision flags {b.precision_flags() or 'none'}")
-        print(
-            f"{'':<16} ranks {list(caps.ranks)}, dtypes {', '.join(caps.dtypes)}, padding {', '.join(caps.padding)},"
-            f" layouts {', '.join(caps.layouts)}, groups {'yes' if caps.groups else 'no'}, bound {caps.bound}"
-        )
-        for feature, reason in caps.unsupported:
-            print(f"{'':<16} unsupported: {feature}: {reason}")
+        try:
+            _describe_backend(b)
+        finally:
+            close_backends([b])
     return EXIT_OK
+
+
+def _describe_backend(b: Backend) -> None:
+    caps = b.capabilities()
+    print(f"{b.name:<16} {b.framework} {b.version()}: {b.description}")
+    print(f"{'':<16} devices {', '.join(b.devices)}; precision flags {b.precision_flags() or 'none'}")
+    print(
+        f"{'':<16} ranks {list(caps.ranks)}, dtypes {', '.join(caps.dtypes)}, padding {', '.join(caps.padding)},"
+        f" layouts {', '.join(caps.layouts)}, groups {'yes' if caps.groups else 'no'}, bound {caps.bound}"
+    )
+    for feature, reason in caps.unsupported:
+        print(f"{'':<16} unsupported: {feature}: {reason}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from crosscheck.bounds import elementwise_bound, gamma, probabilistic_scale
-from crosscheck.dtypes import default_accumulator, dtype_info, ulp
+from crosscheck.bounds import accumulation_factor, elementwise_bound, probabilistic_scale
+from crosscheck.dtypes import DTypeInfo, default_accumulator, dtype_info, ulp
 from crosscheck.problem import ConvProblem
 from crosscheck.reference import ReferenceResult, reference
 from crosscheck.reference.fft import normwise_bound
@@ -32,16 +32,54 @@ class Verdict:
     exact: bool = False
 
 
-def bound_for(problem: ConvProblem, ref: ReferenceResult, u_acc: float, kind: str = "elementwise") -> np.ndarray:
-    """What each output element may be off by (0 where the comparison must be exact)."""
+def is_exact(
+    problem: ConvProblem, ref: ReferenceResult, kind: str = "elementwise", rounded_to: str | None = None
+) -> bool:
+    """Must the backend match bit for bit? Exact-mode values under an element-wise bound, and (where
+    the result is rounded to a narrower dtype `rounded_to`, as in a reduced-precision mode) every
+    partial sum, at most M, representable in that dtype's significand."""
+    if not problem.exact or kind != "elementwise":
+        return False
+    out = dtype_info(rounded_to or problem.spec.dtype)
+    if not out.is_float or out.significand_bits >= dtype_info(problem.spec.dtype).significand_bits:
+        return True
+    return float(np.max(ref.magnitude, initial=0.0)) <= 2.0**out.significand_bits
+
+
+def bound_for(
+    problem: ConvProblem,
+    ref: ReferenceResult,
+    u_acc: float,
+    kind: str = "elementwise",
+    *,
+    complex_method: str = "conventional",
+    u_in: float = 0.0,
+    rounded_to: str | None = None,
+) -> np.ndarray:
+    """What each output element may be off by (0 where the comparison must be exact).
+
+    `complex_method` applies to complex dtypes only (see crosscheck.bounds); `u_in` > 0 models inputs
+    rounded before they are multiplied, and `rounded_to` a result rounded to another dtype than the
+    problem's (both describe reduced-precision modes).
+    """
     spec = problem.spec
     info = dtype_info(spec.dtype)
-    if problem.exact and kind == "elementwise":
+    out = dtype_info(rounded_to or spec.dtype)
+    if is_exact(problem, ref, kind, rounded_to):
         return np.zeros(ref.value.shape)
     if kind == "normwise":
-        b = normwise_bound(problem, u_acc) + info.unit_roundoff * np.abs(ref.approx)
+        b = normwise_bound(problem, u_acc) + out.unit_roundoff * np.abs(ref.approx)
     else:
-        b = elementwise_bound(ref.approx, ref.magnitude, spec.terms, info.unit_roundoff, u_acc, info.smallest_normal)
+        b = elementwise_bound(
+            ref.approx,
+            ref.magnitude,
+            spec.terms,
+            out.unit_roundoff,
+            u_acc,
+            out.smallest_normal,
+            u_in=u_in,
+            complex_method=complex_method if info.is_complex else None,
+        )
     # The reference is itself only known to within its own bound.
     return np.asarray(b + ref.error_bound, dtype=np.float64)
 
@@ -57,21 +95,28 @@ def compare(
     *,
     u_acc: float | None = None,
     bound_kind: str = "elementwise",
+    complex_method: str = "conventional",
+    u_in: float = 0.0,
+    out_dtype: str | None = None,
+    rounded_to: str | None = None,
 ) -> Verdict:
-    """Check `actual` (canonical layout, the problem's dtype) against the reference and its bound."""
+    """Check `actual` (canonical layout, in the problem's dtype or `out_dtype`) against the reference
+    and its bound (`bound_for` explains the keywords; `rounded_to` defaults to `out_dtype`)."""
     spec = problem.spec
-    info = dtype_info(spec.dtype)
+    out_name = out_dtype or spec.dtype
+    rounded_to = rounded_to or out_dtype
+    info = dtype_info(out_name)
     arr = np.asarray(actual)
     if arr.shape != spec.y_shape:
         return Verdict(False, "shape", f"Shape mismatch: expected {spec.y_shape}, got {arr.shape}")
     if arr.dtype != info.numpy:
-        return Verdict(False, "dtype", f"Dtype mismatch: expected {spec.dtype}, got {arr.dtype}")
+        return Verdict(False, "dtype", f"Dtype mismatch: expected {out_name}, got {arr.dtype}")
     ref = ref if ref is not None else reference(problem)
     if u_acc is None:
         u_acc = accumulator_roundoff(spec.dtype)
-    bound = bound_for(problem, ref, u_acc, bound_kind)
+    bound = bound_for(problem, ref, u_acc, bound_kind, complex_method=complex_method, u_in=u_in, rounded_to=rounded_to)
     err = ref.distance(arr)
-    finite = np.isfinite(arr.astype(np.float64)) if info.is_float else np.ones(arr.shape, bool)
+    finite = np.isfinite(arr) if info.is_float else np.ones(arr.shape, bool)
     err = np.where(finite, err, np.inf)
     bad = err > bound
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -79,15 +124,19 @@ def compare(
     worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(ratio)), ratio.shape)) if ratio.size else ()
     # ULP error is only meaningful where the exact value is a normal number; near zero it explodes.
     normal = np.abs(ref.approx) >= max(info.smallest_normal, 1e-300)
-    ulps = np.where(normal & np.isfinite(err), err, 0.0) / ulp(ref.approx, spec.dtype)
+    ulps = np.where(normal & np.isfinite(err), err, 0.0) / ulp(ref.approx, out_name)
     max_ratio = float(ratio[worst]) if ratio.size else 0.0
     scale = 0.0
     if ratio.size and bound[worst] > 0:
         scale = float(probabilistic_scale(spec.terms, u_acc) * ref.magnitude[worst] / bound[worst])
     mismatched = int(bad.sum())
-    exact = bool(problem.exact and bound_kind == "elementwise")
+    exact = is_exact(problem, ref, bound_kind, rounded_to)
     passed = mismatched == 0
-    message = "" if passed else _message(problem, arr, ref, err, bound, mismatched, worst, u_acc, exact, bound_kind)
+    message = ""
+    if not passed:
+        method = complex_method if dtype_info(spec.dtype).is_complex else None
+        model = BoundModel(u_acc, bound_kind, method, u_in, dtype_info(rounded_to or out_name))
+        message = _message(problem, arr, ref, err, bound, mismatched, worst, model, exact)
     return Verdict(
         passed,
         "values",
@@ -101,6 +150,24 @@ def compare(
     )
 
 
+@dataclass(frozen=True)
+class BoundModel:
+    """The parameters behind a bound, for the failure message."""
+
+    u_acc: float
+    kind: str
+    complex_method: str | None
+    u_in: float
+    out: DTypeInfo
+
+
+def _expected(ref: ReferenceResult, worst: tuple[int, ...], info: DTypeInfo) -> float | complex | int:
+    if not info.is_float:
+        return int(ref.value[worst])
+    value = ref.approx[worst]
+    return complex(value) if np.iscomplexobj(value) else float(value)
+
+
 def _message(
     problem: ConvProblem,
     actual: np.ndarray,
@@ -109,16 +176,16 @@ def _message(
     bound: np.ndarray,
     mismatched: int,
     worst: tuple[int, ...],
-    u_acc: float,
+    model: BoundModel,
     exact: bool,
-    bound_kind: str,
 ) -> str:
     spec = problem.spec
-    info = dtype_info(spec.dtype)
+    info = model.out
+    u_acc, bound_kind = model.u_acc, model.kind
     total = actual.size
     idx = tuple(int(i) for i in worst)
     got = actual[worst].item()
-    want = float(ref.approx[worst]) if info.is_float else int(ref.value[worst])
+    want = _expected(ref, worst, info)
     lines = [
         f"Values are not {'equal' if exact else 'within the error bound'}!",
         f"Mismatched elements: {mismatched} / {total} ({100 * mismatched / total:.1f}%)",
@@ -133,10 +200,13 @@ def _message(
             ratio = err[worst] / bound[worst]
         lines.append(f"Greatest error-to-bound ratio: {ratio:.4g} at index {idx} (up to 1 allowed)")
         if bound_kind == "elementwise":
-            g = gamma(spec.terms, u_acc)
+            g = accumulation_factor(spec.terms, u_acc, u_in=model.u_in, complex_method=model.complex_method)
+            name = "γ_K·M" if not (model.u_in or model.complex_method) else "φ·M"
+            extra = f", u_in=2^{np.log2(model.u_in):.0f}" if model.u_in else ""
+            extra += f", complex {model.complex_method}" if model.complex_method else ""
             lines.append(
                 f"  bound {bound[worst]:.6g} = u_out·|y| {info.unit_roundoff * abs(want):.3g}"
-                f" + γ_K·M {g * ref.magnitude[worst]:.3g} (K={spec.terms}, u_acc=2^{np.log2(u_acc):.0f},"
+                f" + {name} {g * ref.magnitude[worst]:.3g} (K={spec.terms}, u_acc=2^{np.log2(u_acc):.0f}{extra},"
                 f" M={ref.magnitude[worst]:.6g})"
             )
         else:

@@ -8,6 +8,7 @@ fails: the finding was fixed upstream (or the adapter changed) and the data file
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -43,6 +44,8 @@ def replay(backend: Backend, prop: Property) -> list[dict[str, Any]]:
             continue
         ex = f["example"]
         problem = make_problem(ConvSpec.from_dict(ex["spec"]), ex["seed"], ex["values"])
+        if ex.get("meta"):  # e.g. the precision mode of a precision_modes finding
+            problem = replace(problem, meta={**problem.meta, **ex["meta"]})
         try:
             prop.check(backend, problem)
         except PropertyFailure as exc:

@@ -23,6 +23,7 @@ from crosscheck.problem import LAYOUTS, ConvProblem
 from crosscheck.profiles import profile_settings
 from crosscheck.properties import PropertyFailure
 from crosscheck.reference import reference
+from crosscheck.reference.geometry import work_dtype
 from crosscheck.reproducer import problem_code
 from crosscheck.runner import Progress
 from crosscheck.strategies import conv_problems
@@ -103,12 +104,13 @@ def run_pairwise(
             if mine is None:
                 continue
             try:
-                y = np.asarray(b.run(mine), dtype=np.float64)
+                y: np.ndarray = np.asarray(b.run(mine), dtype=work_dtype(problem.x))
             except Exception:  # noqa: BLE001 - counted here; the backend's own properties report it
                 result.errors[b.name] = result.errors.get(b.name, 0) + 1
                 continue
             caps = b.capabilities()
-            outputs[b.name] = (y, bound_for(problem, ref, caps.u_acc(problem.spec.dtype), caps.bound))
+            u_acc = caps.u_acc(problem.spec.dtype)
+            outputs[b.name] = (y, bound_for(problem, ref, u_acc, caps.bound, complex_method=caps.complex_method))
         hypothesis.assume(len(outputs) >= 2)
         ratios = {}
         for (na, (ya, ba)), (nb, (yb, bb)) in itertools.combinations(outputs.items(), 2):

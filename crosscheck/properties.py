@@ -15,21 +15,26 @@ from hypothesis import strategies as st
 
 from crosscheck.backends.base import Backend
 from crosscheck.comparison import Verdict, compare
+from crosscheck.isolation import WorkerDied
 from crosscheck.problem import ConvProblem, ConvSpec
 from crosscheck.reference import reference
 from crosscheck.reproducer import reproducer
 from crosscheck.strategies import conv_problems
 from crosscheck.values import make_asymmetric
 
+# What went wrong, for the record: a wrong answer, an exception, or the backend's worker died.
+FAILURE_KINDS = ("mismatch", "exception", "crash", "hang")
+
 
 class PropertyFailure(AssertionError):
     """A property does not hold on `problem`; the message says where, how much and how to rerun."""
 
-    def __init__(self, message: str, backend: str, prop: str, problem: ConvProblem) -> None:
+    def __init__(self, message: str, backend: str, prop: str, problem: ConvProblem, kind: str = "mismatch") -> None:
         self.backend = backend
         self.prop = prop
         self.problem = problem
         self.detail = message
+        self.kind = kind
         self.reproducer = reproducer(backend, prop, problem)
         super().__init__(f"{backend} / {prop}: {message}\n\nReproduce with:\n{self.reproducer}")
 
@@ -45,6 +50,8 @@ class Observation:
     exact: bool
     features: list[str] = field(default_factory=list)
     informative: bool = True
+    mode: str | None = None  # the precision mode the example ran in (property `precision_modes`)
+    modes: list[Observation] = field(default_factory=list)  # one per mode an example ran in, each with `mode`
 
 
 def features(spec: ConvSpec, values: str) -> list[str]:
@@ -66,26 +73,44 @@ def features(spec: ConvSpec, values: str) -> list[str]:
     return out
 
 
+class Unsupported(Exception):
+    """The backend declined this problem (NotImplementedError from a backend that `may_decline`).
+
+    Not a failure: the runner counts it and asks Hypothesis for another example.
+    """
+
+
 def run_backend(backend: Backend, prop: str, problem: ConvProblem) -> np.ndarray:
     """backend.run, with any framework error on a supported configuration turned into a failure."""
+    where = f"Problem: {problem.spec.describe()} seed={problem.seed} values={problem.values}"
     try:
         return np.asarray(backend.run(problem))
     except PropertyFailure:
         raise
+    except NotImplementedError as exc:
+        if not backend.may_decline:
+            raise PropertyFailure(
+                f"backend raised NotImplementedError: {exc}".splitlines()[0] + f"\n{where}",
+                backend.name,
+                prop,
+                problem,
+                kind="exception",
+            ) from exc
+        raise Unsupported(str(exc).splitlines()[0] if str(exc) else "NotImplementedError") from exc
+    except WorkerDied as exc:
+        raise PropertyFailure(f"{exc}\n{where}", backend.name, prop, problem, kind=exc.kind) from exc
     except Exception as exc:
         message = f"backend raised {type(exc).__name__}: {exc}".splitlines()[0]
-        raise PropertyFailure(
-            f"{message}\nProblem: {problem.spec.describe()} seed={problem.seed} values={problem.values}",
-            backend.name,
-            prop,
-            problem,
-        ) from exc
+        raise PropertyFailure(f"{message}\n{where}", backend.name, prop, problem, kind="exception") from exc
 
 
 class Property:
     name = ""
     title = ""
     description = ""
+    # Fraction of the profile's max_examples this property runs (properties that make several
+    # framework calls per example take a smaller share, to keep CI time in check).
+    budget: float = 1.0
 
     def applies(self, backend: Backend) -> str | None:
         """Why this property cannot be checked on `backend`, or None."""
@@ -100,7 +125,8 @@ class Property:
     def _compare(self, backend: Backend, problem: ConvProblem, y: np.ndarray) -> Verdict:
         caps = backend.capabilities()
         ref = reference(problem)
-        return compare(problem, y, ref, u_acc=caps.u_acc(problem.spec.dtype), bound_kind=caps.bound)
+        u_acc = caps.u_acc(problem.spec.dtype)
+        return compare(problem, y, ref, u_acc=u_acc, bound_kind=caps.bound, complex_method=caps.complex_method)
 
     def _observe(self, problem: ConvProblem, v: Verdict, informative: bool = True) -> Observation:
         return Observation(
@@ -230,3 +256,15 @@ class NamedPadding(Property):
 
 
 PROPERTIES: dict[str, Property] = {p.name: p for p in (MatchesReference(), IsCrossCorrelation(), NamedPadding())}
+
+from crosscheck.properties_backward import BACKWARD  # noqa: E402
+
+PROPERTIES.update(BACKWARD)
+
+# Registers its properties in PROPERTIES itself, so that importing it first works too.
+# Registers its properties in PROPERTIES itself, so that importing it first works too.
+import crosscheck.properties_complex  # noqa: E402
+import crosscheck.properties_metamorphic  # noqa: E402
+
+# Registers its properties in PROPERTIES itself, so that importing it first works too.
+import crosscheck.properties_precision  # noqa: E402,F401

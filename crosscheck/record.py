@@ -11,7 +11,8 @@ from crosscheck.errors import CrosscheckError
 
 SCHEMA_VERSION = 1
 
-_STATUS = {"enum": ["passed", "failed", "unsupported", "error", "interrupted", "expected_failure"]}
+# "skipped": not run because the backend already crashed or hung (or, in verify, failed) in another property.
+_STATUS = {"enum": ["passed", "failed", "unsupported", "error", "interrupted", "expected_failure", "skipped"]}
 _NUM = {"type": ["number", "null"]}
 
 SCHEMA: dict[str, Any] = {
@@ -32,6 +33,16 @@ SCHEMA: dict[str, Any] = {
                 "max_examples": {"type": ["integer", "null"]},
                 "interrupted": {"type": "boolean"},
                 "duration_s": {"type": "number"},
+                # Optional (records before crosscheck.isolation lack them).
+                "isolation": {
+                    "type": "object",
+                    "properties": {"enabled": {"type": "boolean"}, "timeout_s": _NUM},
+                },
+                "verify": {
+                    "type": "object",
+                    "required": ["target"],
+                    "properties": {"target": {"type": "string"}, "dtype": {"type": "string"}},
+                },
             },
         },
         "environment": {"type": "object", "required": ["python", "platform", "packages"]},
@@ -45,6 +56,7 @@ SCHEMA: dict[str, Any] = {
                     "available": {"type": "boolean"},
                     "reason": {"type": ["string", "null"]},
                     "capabilities": {"type": "object"},
+                    "isolation": {"type": "object"},
                 },
             },
         },
@@ -61,12 +73,26 @@ SCHEMA: dict[str, Any] = {
                     "examples": {"type": "integer", "minimum": 0},
                     "duration_s": {"type": "number"},
                     "examples_per_second": _NUM,
+                    # Optional: examples the backend declined (NotImplementedError), and the example on
+                    # which the first failure showed.
+                    "unsupported_examples": {"type": "integer", "minimum": 0},
+                    "unsupported_reasons": {"type": "object", "additionalProperties": {"type": "integer"}},
+                    "caught_at": {"type": ["integer", "null"]},
                     "by_dtype": {
                         "type": "object",
                         "additionalProperties": {
                             "type": "object",
                             "required": ["examples", "max_ratio", "histogram"],
                             "properties": {"max_ratio": _NUM, "max_ulp": _NUM},
+                        },
+                    },
+                    # Optional: precision mode -> dtype -> the same statistics as by_dtype (property
+                    # precision_modes; absent in older records).
+                    "by_mode": {
+                        "type": "object",
+                        "additionalProperties": {
+                            "type": "object",
+                            "additionalProperties": {"type": "object", "required": ["examples", "max_ratio"]},
                         },
                     },
                     "known_findings": {
@@ -78,7 +104,12 @@ SCHEMA: dict[str, Any] = {
                         "items": {
                             "type": "object",
                             "required": ["message", "problem", "reproducer"],
-                            "properties": {"message": {"type": "string"}, "reproducer": {"type": "string"}},
+                            "properties": {
+                                "message": {"type": "string"},
+                                "reproducer": {"type": "string"},
+                                # Optional: what went wrong (absent in older records: a mismatch).
+                                "kind": {"enum": ["mismatch", "exception", "crash", "hang"]},
+                            },
                         },
                     },
                 },

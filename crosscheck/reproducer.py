@@ -19,6 +19,11 @@ def problem_code(problem: ConvProblem) -> str:
         lines.append("problem = make_asymmetric(problem)")
     if problem.meta.get("flipped"):
         lines.append("problem = problem.flipped()")
+    if "precision_mode" in problem.meta:
+        # The precision mode an example of property precision_modes ran in.
+        lines.insert(0, "import dataclasses")
+        mode = {"precision_mode": problem.meta["precision_mode"]}
+        lines.append(f"problem = dataclasses.replace(problem, meta={{**problem.meta, **{mode!r}}})")
     return "\n".join(lines)
 
 

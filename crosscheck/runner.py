@@ -3,32 +3,50 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import hypothesis
-from hypothesis import given
+from hypothesis import HealthCheck, given
 
 from crosscheck.backends.base import Backend
 from crosscheck.findings import replay, stale
+from crosscheck.isolation import WorkerDied
 from crosscheck.profiles import profile_settings
-from crosscheck.properties import Property, PropertyFailure
+from crosscheck.properties import Property, PropertyFailure, Unsupported
 from crosscheck.stats import Tally
 
 Progress = Callable[[str, str, int, int], None]  # backend, property, examples so far, failures
+
+# A crash restarts the backend's worker on every shrink step (a second or more for a framework), so
+# shrinking a crash stops after this long and reports the smallest crashing example found so far.
+# A hang is not shrunk at all: every step would cost the full timeout; its first example is reported.
+CRASH_SHRINK_BUDGET_S = 20.0
+DEATHS = ("crash", "hang")
+
+
+class _StopShrinking(BaseException):
+    """Ends a Hypothesis run from inside the test: a BaseException, so Hypothesis does not shrink it."""
+
+    def __init__(self, failure: PropertyFailure, why: str) -> None:
+        self.failure = failure
+        self.why = why
 
 
 @dataclass
 class PropertyResult:
     backend: str
     prop: str
-    status: str  # passed | failed | unsupported | error | interrupted
+    status: str  # passed | failed | unsupported | error | interrupted | skipped
     reason: str | None = None
     duration_s: float = 0.0
     tally: Tally = field(default_factory=Tally)
     failures: list[dict[str, Any]] = field(default_factory=list)
     known_findings: list[dict[str, Any]] = field(default_factory=list)
+    unsupported: Counter[str] = field(default_factory=Counter)  # NotImplementedError messages of declined examples
+    caught_at: int | None = None  # the fresh example (1-based) on which the first failure showed
 
     def to_dict(self) -> dict[str, Any]:
         t = self.tally
@@ -44,18 +62,29 @@ class PropertyResult:
             "examples_per_second": round(t.examples / self.duration_s, 2) if self.duration_s > 0 else None,
             "features": dict(sorted(t.features.items())),
             "by_dtype": {d: s.to_dict() for d, s in sorted(t.by_dtype.items())},
+            "by_mode": {m: {d: s.to_dict() for d, s in sorted(ds.items())} for m, ds in sorted(t.by_mode.items())},
             "failures": self.failures,
             "known_findings": self.known_findings,
+            "unsupported_examples": sum(self.unsupported.values()),
+            "unsupported_reasons": dict(self.unsupported.most_common(5)),
+            "caught_at": self.caught_at,
         }
 
 
-def failure_record(exc: PropertyFailure, backend: Backend) -> dict[str, Any]:
+def failure_record(exc: PropertyFailure, backend: Backend, note: str = "") -> dict[str, Any]:
     return {
-        "message": exc.detail,
+        "message": exc.detail + (f"\n({note})" if note else ""),
         "problem": exc.problem.to_dict(),
-        "reproducer": exc.reproducer,
+        "reproducer": backend.reproducer(exc.prop, exc.problem) or exc.reproducer,
         "native_snippet": backend.native_snippet(exc.problem),
+        "kind": exc.kind,
     }
+
+
+def _declined(unsupported: Counter[str]) -> str:
+    n = sum(unsupported.values())
+    reason, _ = unsupported.most_common(1)[0]
+    return f"{n} example{'s' if n != 1 else ''} declined with NotImplementedError, e.g. {reason!r}"
 
 
 def run_property(
@@ -66,31 +95,65 @@ def run_property(
     max_examples: int | None = None,
     seed: int | None = None,
     progress: Progress | None = None,
+    crash_shrink_budget_s: float = CRASH_SHRINK_BUDGET_S,
 ) -> PropertyResult:
-    """Run `prop` on `backend` for the profile's example budget; never raises for a failing property."""
+    """Run `prop` on `backend` for the profile's example budget; never raises for a failing property.
+
+    A backend that declines an example (NotImplementedError, see `Backend.may_decline`) gets another
+    one; the declined ones are counted, and a backend that declined every example is "unsupported".
+    """
     reason = prop.applies(backend)
     if reason:
         return PropertyResult(backend.name, prop.name, "unsupported", reason)
     result = PropertyResult(backend.name, prop.name, "passed")
     tally = result.tally
     failing = False
+    deaths: list[PropertyFailure] = []  # crashes and hangs seen, the latest (smallest) last
+    first_death = 0.0
 
     def example(problem: Any) -> None:
-        nonlocal failing
+        nonlocal failing, first_death
         try:
-            obs = prop.check(backend, problem)
-        except PropertyFailure:
+            try:
+                obs = prop.check(backend, problem)
+            except WorkerDied as exc:  # from a backend call other than run_backend's (vjp, run_mode, ...)
+                where = f"Problem: {problem.spec.describe()} seed={problem.seed} values={problem.values}"
+                raise PropertyFailure(f"{exc}\n{where}", backend.name, prop.name, problem, kind=exc.kind) from exc
+        except Unsupported as exc:
+            if not failing:
+                result.unsupported[str(exc)] += 1
+            hypothesis.reject()
+        except PropertyFailure as exc:
+            if not failing:
+                result.caught_at = tally.examples + 1
             failing = True
+            if exc.kind in DEATHS:
+                deaths.append(exc)
+                now = time.perf_counter()
+                first_death = first_death or now
+                if exc.kind == "hang":
+                    raise _StopShrinking(exc, "not shrunk: each retry of a hang costs the full timeout") from None
+                if now - first_death > crash_shrink_budget_s:
+                    raise _StopShrinking(
+                        exc, f"shrinking stopped after {crash_shrink_budget_s:g} s: each crash restarts the worker"
+                    ) from None
             raise
         if failing:  # Hypothesis is shrinking a failure: these are not fresh examples
             tally.shrink_steps += 1
             return
         tally.add(obs.dtype, obs.max_ratio, obs.max_ulp, obs.expected_ratio, obs.exact, obs.features, obs.informative)
+        for o in [obs, *obs.modes]:
+            if o.mode:
+                tally.add_mode(o.mode, o.dtype, o.max_ratio, o.max_ulp, o.expected_ratio, o.exact)
         if progress:
             progress(backend.name, prop.name, tally.examples, 0)
 
     test = given(prop.strategy(backend))(example)
+    if max_examples is None and prop.budget != 1.0:
+        max_examples = max(1, round(hypothesis.settings.get_profile(profile).max_examples * prop.budget))
     conf = profile_settings(profile, max_examples)
+    # Declined examples are rejected; that is a backend's answer, not a strategy that filters too much.
+    conf = hypothesis.settings(conf, suppress_health_check=[*conf.suppress_health_check, HealthCheck.filter_too_much])
     if seed is not None:
         conf = hypothesis.settings(conf, derandomize=False, database=None)
         test = hypothesis.seed(seed)(test)
@@ -98,11 +161,22 @@ def run_property(
     start = time.perf_counter()
     try:
         test()
+    except _StopShrinking as stop:
+        result.status = "failed"
+        result.failures.append(failure_record(stop.failure, backend, stop.why))
     except PropertyFailure as exc:
         result.status = "failed"
         result.failures.append(failure_record(exc, backend))
-        if progress:
-            progress(backend.name, prop.name, tally.examples, 1)
+        if deaths and exc.kind not in DEATHS:
+            # Shrinking wandered from a crash to a smaller wrong answer; the crash is the graver news.
+            result.failures.insert(0, failure_record(deaths[-1], backend, "the smallest crash seen while shrinking"))
+    except hypothesis.errors.Unsatisfiable as exc:
+        if result.unsupported and not tally.examples:
+            result.status = "unsupported"
+            result.reason = "every example was declined: " + _declined(result.unsupported)
+        else:
+            result.status = "error"
+            result.reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
     except KeyboardInterrupt:
         # Keep what was observed; the caller sees `interrupted` and stops starting new work.
         result.status = "interrupted"
@@ -112,6 +186,14 @@ def run_property(
         result.reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
     finally:
         result.duration_s = time.perf_counter() - start
+    if result.status == "failed":
+        first = result.failures[0]
+        if first.get("kind") in DEATHS:
+            result.reason = "crashed" if first["kind"] == "crash" else "hung"
+        if progress:
+            progress(backend.name, prop.name, tally.examples, 1)
+    elif result.status == "passed" and result.unsupported:
+        result.reason = _declined(result.unsupported)
     if result.status != "interrupted":
         _replay_findings(backend, prop, result)
     return result

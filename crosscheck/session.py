@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import functools
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from crosscheck import __version__
 from crosscheck.backends.base import Backend, BackendUnavailable
-from crosscheck.backends.registry import backend_names, expand, get_backend
+from crosscheck.backends.registry import backend_names, expand, get_backend, instantiate, resolve
 from crosscheck.environment import fingerprint
 from crosscheck.errors import CrosscheckError
+from crosscheck.isolation import DEFAULT_TIMEOUT_S, MIN_LOAD_TIMEOUT_S, IsolatedBackend, RemoteError, WorkerDied
 from crosscheck.pairwise import run_pairwise
 from crosscheck.properties import PROPERTIES
 from crosscheck.record import SCHEMA_VERSION, summarize
-from crosscheck.runner import Progress, PropertyResult, run_property
+from crosscheck.runner import DEATHS, Progress, PropertyResult, run_property
 
 
 @dataclass
@@ -29,9 +32,33 @@ class RunOptions:
     device: str = "cpu"
     pairwise: bool = True
     command: list[str] = field(default_factory=list)
+    isolation: bool = True  # each backend in its own worker process (crosscheck.isolation)
+    timeout: float | None = DEFAULT_TIMEOUT_S  # per backend call, with isolation
+    extra: dict[str, Any] = field(default_factory=dict)  # more fields for the record's "run" (verify's target)
+    fail_fast: bool = False  # after a backend's first failing property, leave its other properties out
 
 
-def select_backends(names: Sequence[str] | None, device: str = "cpu") -> tuple[list[Backend], list[dict[str, Any]]]:
+def load_backend(name: str, device: str = "cpu", *, isolation: bool = True, timeout: float | None = None) -> Backend:
+    """Backend `name`, in a worker process if `isolation`; raises BackendUnavailable if it cannot run here.
+
+    A worker that crashes or hangs while loading makes the backend unavailable, with what happened as the reason.
+    """
+    if not isolation:
+        return get_backend(name, device)
+    (target,) = expand([name])
+    factory = functools.partial(instantiate, resolve(target), target, device)
+    try:
+        load_timeout = None if timeout is None else max(timeout, MIN_LOAD_TIMEOUT_S)
+        return IsolatedBackend(factory, target, timeout=timeout, load_timeout=load_timeout)
+    except WorkerDied as exc:
+        raise BackendUnavailable(str(exc)) from None
+    except RemoteError as exc:  # a built-in adapter that fails to import: as unavailable as a missing framework
+        raise BackendUnavailable(f"{target}: {type(exc).__name__}: {exc}") from None
+
+
+def select_backends(
+    names: Sequence[str] | None, device: str = "cpu", *, isolation: bool = False, timeout: float | None = None
+) -> tuple[list[Backend], list[dict[str, Any]]]:
     """Instances of the wanted backends, and the record entries of those that cannot run here.
 
     Named explicitly, a missing framework is bad usage (CrosscheckError); by default it is recorded.
@@ -39,14 +66,38 @@ def select_backends(names: Sequence[str] | None, device: str = "cpu") -> tuple[l
     wanted = expand(list(names)) if names else backend_names()
     ready: list[Backend] = []
     missing: list[dict[str, Any]] = []
-    for name in wanted:
-        try:
-            ready.append(get_backend(name, device))
-        except BackendUnavailable as exc:
-            if names:
-                raise CrosscheckError(str(exc)) from None
-            missing.append({"name": name, "available": False, "reason": str(exc)})
+    try:
+        for name in wanted:
+            try:
+                ready.append(load_backend(name, device, isolation=isolation, timeout=timeout))
+            except BackendUnavailable as exc:
+                if names:
+                    raise CrosscheckError(str(exc)) from None
+                missing.append({"name": name, "available": False, "reason": str(exc)})
+    except BaseException:
+        close_backends(ready)
+        raise
     return ready, missing
+
+
+def close_backends(backends: Sequence[Backend]) -> None:
+    for b in backends:
+        if isinstance(b, IsolatedBackend):
+            b.close()
+
+
+@contextlib.contextmanager
+def _no_restarts(backends: Sequence[Backend]) -> Iterator[None]:
+    """While pairwise runs every backend on every example, a worker that dies stays dead: restarting
+    it for each of hundreds of examples would only crash it again, slowly."""
+    isolated = [b for b in backends if isinstance(b, IsolatedBackend)]
+    for b in isolated:
+        b.allow_restart = False
+    try:
+        yield
+    finally:
+        for b in isolated:
+            b.allow_restart = True
 
 
 def select_properties(names: Sequence[str] | None) -> list[str]:
@@ -64,15 +115,40 @@ def _now() -> str:
 
 def run(options: RunOptions, progress: Progress | None = None) -> dict[str, Any]:
     """Run everything `options` selects; returns the record (even when interrupted part-way)."""
-    backends, missing = select_backends(options.backends, options.device)
     props = select_properties(options.properties)
+    backends, missing = select_backends(
+        options.backends, options.device, isolation=options.isolation, timeout=options.timeout
+    )
+    try:
+        return run_backends(backends, missing, props, options, progress)
+    finally:
+        close_backends(backends)
+
+
+def run_backends(
+    backends: list[Backend],
+    missing: list[dict[str, Any]],
+    props: list[str],
+    options: RunOptions,
+    progress: Progress | None = None,
+    results: list[PropertyResult] | None = None,
+) -> dict[str, Any]:
+    """Run `props` on each of `backends` (already built) and gather the record; `results` are
+    entries that are already known (a target that died while loading, for `crosscheck verify`)."""
     started, t0 = _now(), time.perf_counter()
-    results: list[PropertyResult] = []
+    results = list(results or [])
     interrupted = False
     pairwise = None
     try:
         for backend in backends:
+            died: str | None = None
             for name in props:
+                if died:
+                    # Every further property would crash it again (or wait out the timeout again).
+                    why = PROPERTIES[name].applies(backend)
+                    skipped = ("unsupported", why) if why else ("skipped", f"not run: {died}")
+                    results.append(PropertyResult(backend.name, name, *skipped))
+                    continue
                 r = run_property(
                     backend,
                     PROPERTIES[name],
@@ -82,21 +158,31 @@ def run(options: RunOptions, progress: Progress | None = None) -> dict[str, Any]
                     progress=progress,
                 )
                 results.append(r)
+                death = next((f["kind"] for f in r.failures if f.get("kind") in DEATHS), None)
+                if death:
+                    died = f"{backend.name} {'crashed' if death == 'crash' else 'hung'} in {name}"
+                elif options.fail_fast and r.status in ("failed", "error"):
+                    died = f"stopped at the first failure, in {name}"
                 if r.status == "interrupted":
                     interrupted = True
                     break
             if interrupted:
                 break
-        if options.pairwise and len(backends) >= 2 and not interrupted:
-            pw = run_pairwise(
-                backends,
-                profile=options.profile,
-                max_examples=options.max_examples,
-                seed=options.seed,
-                progress=progress,
-            )
+        # A backend whose worker died already said so in its own results; pairwise goes on without it.
+        alive = [b for b in backends if not (isinstance(b, IsolatedBackend) and b.died)]
+        if options.pairwise and len(alive) >= 2 and not interrupted:
+            with _no_restarts(alive):
+                pw = run_pairwise(
+                    alive,
+                    profile=options.profile,
+                    max_examples=options.max_examples,
+                    seed=options.seed,
+                    progress=progress,
+                )
             interrupted = pw.status == "interrupted"
             pairwise = pw.to_dict()
+            if len(alive) < len(backends):
+                pairwise["left_out"] = [b.name for b in backends if b not in alive]
     except KeyboardInterrupt:
         # Ctrl-C outside a Hypothesis run (setting one up, or in a progress callback): keep what finished.
         interrupted = True
@@ -116,6 +202,8 @@ def run(options: RunOptions, progress: Progress | None = None) -> dict[str, Any]
             "device": options.device,
             "command": options.command,
             "properties": {n: {"title": PROPERTIES[n].title, "description": PROPERTIES[n].description} for n in props},
+            "isolation": {"enabled": options.isolation, "timeout_s": options.timeout},
+            **options.extra,
         },
         "environment": fingerprint({b.name: b.precision_flags() for b in backends}),
         "backends": [{**b.describe(), "available": True, "reason": None} for b in backends] + missing,

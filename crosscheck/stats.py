@@ -72,6 +72,8 @@ class Tally:
     shrink_steps: int = 0
     features: Counter[str] = field(default_factory=Counter)
     by_dtype: dict[str, DtypeStats] = field(default_factory=dict)
+    # Precision mode -> dtype -> stats, for examples run in a reduced-precision mode.
+    by_mode: dict[str, dict[str, DtypeStats]] = field(default_factory=dict)
 
     def add(
         self, dtype: str, ratio: float, ulp: float, expected: float, exact: bool, features: list[str], informative: bool
@@ -80,3 +82,7 @@ class Tally:
         self.informative += int(informative)
         self.features.update(features)
         self.by_dtype.setdefault(dtype, DtypeStats()).add(ratio, ulp, expected, exact)
+
+    def add_mode(self, mode: str, dtype: str, ratio: float, ulp: float, expected: float, exact: bool) -> None:
+        """The same example again, under its precision mode (it was counted by `add` already)."""
+        self.by_mode.setdefault(mode, {}).setdefault(dtype, DtypeStats()).add(ratio, ulp, expected, exact)

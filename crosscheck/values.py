@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -22,11 +24,14 @@ def exact_value_limit(dtype: str, terms: int) -> int | None:
     """Largest integer magnitude L such that K products of values in [-L, L] sum exactly in `dtype`.
 
     Every partial sum is then an integer of magnitude at most K·L², which must fit the significand.
+    Complex values are Gaussian integers (both parts in [-L, L]); a component of a sum of products
+    then stays below 2·K·L², and the 3M (Gauss) method's Σ(a+b)(c+d) below 4·K·L², which must fit.
     None when even L = 1 does not fit (bfloat16 with K > 256, for example).
     """
     info = dtype_info(dtype)
     budget = 2**info.significand_bits if info.is_float else 2**15  # ints: stay far from overflow
-    limit = math.isqrt(budget // terms) if terms <= budget else 0
+    per_term = 4 * terms if info.is_complex else terms
+    limit = math.isqrt(budget // per_term) if per_term <= budget else 0
     limit = min(limit, 8)
     return limit if limit >= 1 else None
 
@@ -42,8 +47,15 @@ def _integers(rng: np.random.Generator, shape: tuple[int, ...], limit: int) -> n
     return rng.integers(-limit, limit + 1, size=shape).astype(np.float64)
 
 
+def _complex_pair(draw: Callable[[tuple[int, ...]], np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
+    # Real and imaginary parts drawn independently (each with the real generator's zeros).
+    return draw(shape) + 1j * draw(shape)
+
+
 def make_problem(spec: ConvSpec, seed: int, values: str = "uniform") -> ConvProblem:
-    """Build x and w for `spec` from `seed`; `values` is uniform, sparse (mostly zeros) or exact."""
+    """Build x and w for `spec` from `seed`; `values` is uniform, sparse (mostly zeros) or exact.
+
+    Complex dtypes get independent real and imaginary parts (Gaussian integers in exact mode)."""
     if values not in VALUE_KINDS:
         raise ProblemError(f"values: expected one of {', '.join(VALUE_KINDS)}, got {values!r}")
     info = dtype_info(spec.dtype)
@@ -54,12 +66,13 @@ def make_problem(spec: ConvSpec, seed: int, values: str = "uniform") -> ConvProb
             raise ProblemError(
                 f"values: exact mode is impossible for {spec.dtype} with K={spec.terms} terms per output"
             )
-        x = _integers(rng, spec.x_shape, limit)
-        w = _integers(rng, spec.w_shape, limit)
+        draw = functools.partial(_integers, rng, limit=limit)
     else:
-        zero_fraction = 0.7 if values == "sparse" else 0.1
-        x = _uniform(rng, spec.x_shape, zero_fraction)
-        w = _uniform(rng, spec.w_shape, zero_fraction)
+        draw = functools.partial(_uniform, rng, zero_fraction=0.7 if values == "sparse" else 0.1)
+    if info.is_complex:
+        x, w = _complex_pair(draw, spec.x_shape), _complex_pair(draw, spec.w_shape)
+    else:
+        x, w = draw(spec.x_shape), draw(spec.w_shape)
     dt = info.numpy
     return ConvProblem(spec, x.astype(dt), w.astype(dt), seed=seed, values=values)
 
@@ -74,6 +87,6 @@ def make_asymmetric(problem: ConvProblem) -> ConvProblem:
     if not np.array_equal(problem.w, np.flip(problem.w, axis=axes)):
         return problem
     w = problem.w.copy()
-    first = float(w.flat[0])
-    w.flat[0] = first - 1 if first >= 1 else first + 1
+    first = float(np.real(w.flat[0]))  # complex kernels: the real part moves
+    w.flat[0] += -1 if first >= 1 else 1
     return problem.with_weight(w, asymmetric=True)

@@ -272,3 +272,95 @@ def test_native_snippet_runs_and_gives_the_adapters_result(backend: JaxBackend, 
     y = np.asarray(namespace["y"])
     assert y.dtype == problem.x.dtype
     assert y.tobytes() == np.ascontiguousarray(backend.run(problem)).tobytes()
+
+
+# --- the backward pass: jax.vjp and lax.conv_transpose / lhs_dilation ---------------------------
+
+
+def _exact_backward(s: ConvSpec, seed: int = 2) -> tuple[ConvProblem, np.ndarray]:
+    from crosscheck.backward import cotangent
+
+    problem = make_problem(s, seed, "exact")
+    return problem, cotangent(problem)
+
+
+def test_lax_conv_transpose_same_reaches_one_output_size_only() -> None:
+    """lax.conv_transpose's padding='SAME' fixes the output at in·stride, so of the two inputs (7 and 8)
+    whose stride-2 SAME convolution has 4 outputs it can only be the adjoint of one; the adapter passes
+    the explicit pads of the adjoint (`transposed_padding`) instead."""
+    from crosscheck.backends.jax_backend import transposed_padding
+    from crosscheck.reference.transposed import conv_transpose
+
+    for n in (7, 8):
+        s = ConvSpec(1, 1, 1, (n,), (3,), stride=(2,), padding="SAME", dtype="float64")
+        problem, g_np = _exact_backward(s)
+        g, w = jax.numpy.asarray(g_np), jax.numpy.asarray(problem.w)
+        dims = ("NCH", "OIH", "NCH")
+        same = np.asarray(lax.conv_transpose(g, w, (2,), "SAME", dimension_numbers=dims, transpose_kernel=True))
+        assert same.shape[-1] == 8
+        pads = transposed_padding(s)
+        ours = np.asarray(lax.conv_transpose(g, w, (2,), pads, dimension_numbers=dims, transpose_kernel=True))
+        np.testing.assert_array_equal(ours, conv_transpose(problem, g_np).value)
+
+
+@pytest.mark.parametrize("layout", ["channels_first", "channels_last"])
+@pytest.mark.parametrize(("c_in", "c_out", "groups"), [(4, 6, 2), (3, 3, 3), (2, 6, 2), (6, 4, 2)])
+def test_grouped_transposed_convolution_equals_one_lax_conv_transpose_per_group(
+    backend: JaxBackend, layout: str, c_in: int, c_out: int, groups: int
+) -> None:
+    """lax.conv_transpose takes no feature groups; the adapter's grouped lhs_dilation path must equal
+    conv_transpose run group by group, bit for bit."""
+    from crosscheck.backends.jax_backend import transposed_padding
+
+    s = ConvSpec(
+        2, c_in, c_out, (9, 8), (3, 2), stride=(2, 3), dilation=(1, 2), padding=((2, 0), (0, 1)), groups=groups
+    )
+    problem, g = _exact_backward(s.with_(layout=layout, dtype="float32"))
+    got = backend.conv_transpose(problem, g)
+    cg, og = c_in // groups, c_out // groups
+    dims = ("NCHW", "OIHW", "NCHW")
+    for k in range(groups):
+        part = lax.conv_transpose(
+            jax.numpy.asarray(g[:, k * og : (k + 1) * og]),
+            jax.numpy.asarray(problem.w[k * og : (k + 1) * og]),
+            s.stride,
+            transposed_padding(s),
+            rhs_dilation=s.dilation,
+            dimension_numbers=dims,
+            transpose_kernel=True,
+            precision=lax.Precision.HIGHEST,
+        )
+        np.testing.assert_array_equal(got[:, k * cg : (k + 1) * cg], np.asarray(part))
+
+
+def test_pads_wider_than_the_window_give_negative_transposed_pads(backend: JaxBackend) -> None:
+    """A pad of at least the dilated kernel's extent makes the transposed correlation's pad negative
+    (a crop), which XLA accepts; the result is still the reference's."""
+    from crosscheck.backends.jax_backend import transposed_padding
+    from crosscheck.reference.transposed import conv_transpose
+
+    s = ConvSpec(1, 2, 2, (4,), (2,), padding=((3, 2),), dtype="float64")
+    assert min(transposed_padding(s)[0]) < 0
+    problem, g = _exact_backward(s)
+    np.testing.assert_array_equal(backend.conv_transpose(problem, g), conv_transpose(problem, g).value)
+
+
+@pytest.mark.parametrize("layout", ["channels_first", "channels_last"])
+def test_vjp_is_exact_on_exact_values(backend: JaxBackend, layout: str) -> None:
+    from crosscheck.reference.gradients import input_gradient, weight_gradient
+
+    s = spec(2, groups=2, stride=(2, 1), dilation=(1, 2), padding="SAME_LOWER", layout=layout, dtype="bfloat16")
+    problem, g = _exact_backward(s)
+    gx, gw = backend.vjp(problem, g)
+    assert gx.dtype == gw.dtype == problem.x.dtype
+    np.testing.assert_array_equal(gx.astype(np.float64), input_gradient(problem, g).value)
+    np.testing.assert_array_equal(gw.astype(np.float64), weight_gradient(problem, g).value)
+
+
+def test_integers_have_no_gradient_but_a_transposed_convolution(backend: JaxBackend) -> None:
+    caps = backend.capabilities()
+    assert caps.gradients is not None and caps.transposed is not None
+    assert "int32" not in caps.gradients.dtypes and "int32" in caps.transposed.dtypes
+    x = jax.numpy.ones((1, 1, 3), jax.numpy.int32)
+    _, pull = jax.vjp(lambda a: lax.conv_general_dilated(a, a[..., :2], (1,), "VALID"), x)
+    assert "float0" in str(pull(jax.numpy.ones((1, 1, 2), jax.numpy.int32))[0].dtype)

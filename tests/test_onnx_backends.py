@@ -196,3 +196,79 @@ def test_precision_flags_are_pinned() -> None:
     assert flags["session.set_denormal_as_zero"] == "0"
     assert flags["providers"] == ["CPUExecutionProvider"]
     assert get_backend("onnx.reference").precision_flags()["opset"] == flags["opset"]
+
+
+# --- ConvTranspose ------------------------------------------------------------------------------
+
+
+def _exact_backward(s: ConvSpec, seed: int = 2) -> tuple[ConvProblem, np.ndarray]:
+    from crosscheck.backward import cotangent
+
+    problem = make_problem(s, seed, "exact")
+    return problem, cotangent(problem)
+
+
+@settings(max_examples=25, deadline=None)
+@given(conv_specs(dtypes=["float32"], max_macs=2_000))
+def test_conv_transpose_model_is_valid_onnx_with_the_forward_input_shape(spec: ConvSpec) -> None:
+    from crosscheck.backends.onnx_backends import conv_transpose_model
+
+    model = onnx.shape_inference.infer_shapes(conv_transpose_model(spec), strict_mode=True)
+    onnx.checker.check_model(model, full_check=True)
+    (out,) = model.graph.output
+    assert [d.dim_value for d in out.type.tensor_type.shape.dim] == list(spec.x_shape)
+
+
+def test_conv_transpose_every_output_padding_is_exact(backend: Backend) -> None:
+    from crosscheck.reference.transposed import conv_transpose
+
+    for n in (9, 10, 11):  # output_padding 0, 1, 2 for stride 3
+        s = ConvSpec(2, 2, 4, (n, 5), (4, 2), stride=(3, 1), dilation=(1, 2), padding=((2, 0), (0, 1)))
+        problem, g = _exact_backward(s)
+        np.testing.assert_array_equal(backend.conv_transpose(problem, g), conv_transpose(problem, g).value)
+
+
+def test_onnxruntime_refuses_an_output_padding_the_stride_does_not_allow() -> None:
+    """PyTorch accepts stride <= output_padding < dilation; onnxruntime refuses it (crosscheck draws
+    output_padding < stride only, see crosscheck.backward)."""
+    from onnx import helper
+
+    node = helper.make_node(
+        "ConvTranspose", ["X", "W"], ["Y"], kernel_shape=[2], strides=[2], dilations=[3], output_padding=[2]
+    )
+    graph = helper.make_graph(
+        [node],
+        "t",
+        [helper.make_tensor_value_info("X", 1, [1, 1, 3]), helper.make_tensor_value_info("W", 1, [1, 1, 2])],
+        [helper.make_tensor_value_info("Y", 1, None)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 22)], ir_version=10)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    with pytest.raises(Exception, match="output_padding"):
+        session.run(None, {"X": np.ones((1, 1, 3), np.float32), "W": np.ones((1, 1, 2), np.float32)})
+
+
+def test_onnx_reference_grouped_conv_transpose_works_only_with_one_channel_per_group() -> None:
+    """The finding onnx-reference-grouped-conv-transpose-slices-the-weight-wrongly: a group's weight is
+    sliced by output channels, so only C == M (one channel each side per group here) survives."""
+    from crosscheck.reference.transposed import conv_transpose
+
+    ref = get_backend("onnx.reference")
+    ok = ConvSpec(1, 2, 2, (5,), (2,), groups=2)
+    problem, g = _exact_backward(ok)
+    np.testing.assert_array_equal(ref.conv_transpose(problem, g), conv_transpose(problem, g).value)
+    caps = ref.capabilities().transposed
+    assert caps is not None and caps.refuses(ok) is None
+    bad = ConvSpec(1, 2, 4, (5,), (2,), groups=2)
+    problem, g = _exact_backward(bad)
+    with pytest.raises(ValueError, match="cannot reshape"):
+        ref.conv_transpose(problem, g)
+    assert "onnx-reference-grouped-conv-transpose-slices-the-weight-wrongly" in str(caps.refuses(bad))
+
+
+def test_float16_conv_transpose_sums_in_float32_in_onnxruntime_but_not_in_onnx_reference() -> None:
+    ort_caps = get_backend("onnxruntime").capabilities().transposed
+    ref_caps = get_backend("onnx.reference").capabilities().transposed
+    assert ort_caps is not None and ref_caps is not None
+    assert "float16" in ort_caps.dtypes and "float16" not in ref_caps.dtypes
+    assert "onnx-reference-float16-conv-transpose-sums-in-float16" in dict(ref_caps.unsupported)["dtype float16"]

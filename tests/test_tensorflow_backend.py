@@ -547,3 +547,98 @@ def test_native_snippet_runs_and_reproduces_the_adapter(backend: TensorflowBacke
     scope: dict[str, Any] = {}
     exec(snippet, scope)
     np.testing.assert_array_equal(scope["y"], backend.run(problem))
+
+
+# --- the backward pass: GradientTape and tf.nn.conv*_transpose ---------------------------------
+
+
+def _exact_backward(s: ConvSpec, seed: int = 2) -> tuple[ConvProblem, np.ndarray]:
+    from crosscheck.backward import cotangent
+
+    problem = make_problem(s, seed, "exact")
+    return problem, cotangent(problem)
+
+
+def test_conv1d_and_conv3d_transpose_take_no_explicit_pads() -> None:
+    """Why the adapter sends explicit pads to conv1d_transpose/conv3d_transpose as VALID plus a crop."""
+    t = tf.ones((1, 3, 2))
+    with pytest.raises(TypeError, match="Expected string for argument 'padding'"):
+        tf.nn.conv1d_transpose(t, tf.ones((2, 2, 2)), [1, 6, 2], 2, [[0, 0], [1, 0], [0, 0]])
+
+
+@pytest.mark.parametrize("rank", [1, 2, 3])
+@pytest.mark.parametrize("padding", [((2, 0),), ((0, 1),), "SAME", "VALID", "SAME_LOWER"])
+@pytest.mark.parametrize("size", [7, 8])  # with stride 2: both output sizes of one input size
+def test_conv_transpose_every_padding_and_output_size(
+    backend: TensorflowBackend, rank: int, padding: Any, size: int
+) -> None:
+    """Explicit pads and VALID reach the two sizes by output_padding 0 and 1, SAME and SAME_LOWER by their
+    pads; conv2d_transpose takes the pads, conv1d/3d_transpose VALID and a crop: all exact."""
+    from crosscheck.backends.tensorflow_backward import transposed_plan
+    from crosscheck.reference.transposed import conv_transpose
+
+    pads = padding if isinstance(padding, str) else padding * rank
+    s = ConvSpec(
+        1, 2, 3, (size,) * rank, (3,) * rank, stride=(2,) * rank, padding=pads, dtype="float32", layout="channels_last"
+    )
+    problem, g = _exact_backward(s)
+    plan = transposed_plan(s)
+    assert plan.output_shape[1:-1] >= list(s.in_size)
+    assert plan.padding in ("SAME", "VALID") or plan.op == "conv2d_transpose"
+    reason = backend.capabilities().transposed.refuses(s)  # type: ignore[union-attr]
+    if reason:
+        pytest.skip(f"refused here: {reason}")
+    np.testing.assert_array_equal(backend.conv_transpose(problem, g), conv_transpose(problem, g).value)
+
+
+def test_which_gradient_kernel_runs_depends_on_the_padding_so_refusals_are_per_signature(
+    backend: TensorflowBackend,
+) -> None:
+    """float32 Conv2D's gradient with dilation runs on oneDNN with named padding; with explicit pads the
+    call falls back to the Eigen kernel, which refuses dilation. The adapter measures each signature."""
+    x, f = tf.ones((1, 6, 6, 1)), tf.ones((2, 2, 1, 1))
+
+    def grad(padding: Any) -> Any:
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = tf.nn.conv2d(x, f, 1, padding, dilations=2)
+        return tape.gradient(y, x, output_gradients=tf.ones_like(y))
+
+    named = explicit = None
+    try:
+        grad("VALID")
+    except tf.errors.InvalidArgumentError as exc:
+        named = str(exc)
+    try:
+        grad([[0, 0], [0, 0], [0, 0], [0, 0]])
+    except tf.errors.InvalidArgumentError as exc:
+        explicit = str(exc)
+    s = spec(2, in_channels=1, out_channels=1, in_size=(6, 6), kernel=(2, 2), dilation=(2, 2), dtype="float32")
+    caps = backend.capabilities().gradients
+    assert caps is not None
+    # Whatever this machine's kernels do, the capabilities say the same.
+    assert (caps.refuses(s.with_(padding="VALID")) is None) == (named is None)
+    assert (caps.refuses(s.with_(padding=((0, 0), (0, 0)))) is None) == (explicit is None)
+
+
+def test_float16_backward_is_left_out_for_the_finding_that_it_sums_in_float16(backend: TensorflowBackend) -> None:
+    caps = backend.capabilities()
+    assert caps.gradients is not None and caps.transposed is not None
+    assert "float16" not in caps.gradients.dtypes and "float16" not in caps.transposed.dtypes
+    assert "tensorflow-float16-weight-gradient-sums-in-float16" in dict(caps.gradients.unsupported)["dtype float16"]
+    assert "tensorflow-float16-conv-transpose-sums-in-float16" in dict(caps.transposed.unsupported)["dtype float16"]
+
+
+@pytest.mark.parametrize("layout", ["channels_last", "channels_first"])
+def test_vjp_through_the_forward_call_is_exact_on_exact_values(backend: TensorflowBackend, layout: str) -> None:
+    from crosscheck.reference.gradients import input_gradient, weight_gradient
+
+    # Named padding: with explicit pads float32's grouped gradient falls back to Eigen, which refuses groups.
+    s = spec(2, groups=2, stride=(2, 1), padding="SAME", layout=layout, dtype="float32")
+    reason = backend.capabilities().gradients.refuses(s)  # type: ignore[union-attr]
+    if reason:
+        pytest.skip(f"refused here: {reason}")
+    problem, g = _exact_backward(s)
+    gx, gw = backend.vjp(problem, g)
+    np.testing.assert_array_equal(gx, input_gradient(problem, g).value)
+    np.testing.assert_array_equal(gw, weight_gradient(problem, g).value)

@@ -260,3 +260,80 @@ def test_native_snippet_runs_and_gives_the_adapters_result(backend: TorchBackend
         exec(snippet, namespace)
     got = to_numpy(namespace["y"], s.dtype)
     np.testing.assert_array_equal(got.astype(np.float64), backend.run(problem).astype(np.float64))
+
+
+# --- the backward pass: autograd and F.conv_transpose*d ----------------------------------------
+
+
+def _exact_backward(s: ConvSpec, seed: int = 2) -> tuple[ConvProblem, np.ndarray]:
+    from crosscheck.backward import cotangent
+
+    problem = make_problem(s, seed, "exact")
+    return problem, cotangent(problem)
+
+
+@pytest.mark.parametrize(
+    "pads",
+    [((2, 0),), ((0, 2),), ((1, 1),), ((3, 1),), ((0, 0),)],
+)
+@pytest.mark.parametrize("size", [9, 10, 11])  # output_padding 0, 1 and 2 for stride 3
+def test_conv_transpose_with_asymmetric_pads_and_every_output_padding(
+    backend: TorchBackend, pads: tuple[tuple[int, int]], size: int
+) -> None:
+    """torch's padding= is one int per dimension: the adapter passes the common part and crops; with
+    exact values every output_padding and pad split must give the reference bit for bit."""
+    from crosscheck.backends.torch_backend import transposed_args
+    from crosscheck.backward import output_padding
+    from crosscheck.reference.transposed import conv_transpose
+
+    s = ConvSpec(2, 2, 4, (size,), (4,), stride=(3,), padding=pads, dtype="float64")
+    problem, g = _exact_backward(s)
+    padding, extra, _ = transposed_args(s)
+    assert padding == (min(pads[0]),)
+    if pads[0][0] >= pads[0][1]:
+        assert extra == output_padding(s)  # symmetric or low-heavy pads: crosscheck's output_padding as is
+    np.testing.assert_array_equal(backend.conv_transpose(problem, g), conv_transpose(problem, g).value)
+
+
+def test_output_padding_beyond_the_stride_only_appends_zeros() -> None:
+    """PyTorch accepts stride <= output_padding < dilation. Those outputs run past the last position
+    any product lands on: they are zeros, and such a size is the adjoint of no forward convolution
+    (crosscheck.backward's docstring), so the property draws output_padding < stride only."""
+    g = torch.arange(1.0, 5.0, dtype=torch.float64).view(1, 1, 4)
+    w = torch.tensor([[[1.0, 10.0]]], dtype=torch.float64)
+    base = F.conv_transpose1d(g, w, stride=1, dilation=3)
+    wide = F.conv_transpose1d(g, w, stride=1, dilation=3, output_padding=2)
+    assert wide.shape[-1] == base.shape[-1] + 2
+    torch.testing.assert_close(wide[..., : base.shape[-1]], base, rtol=0, atol=0)
+    assert wide[..., base.shape[-1] :].abs().sum() == 0
+    with pytest.raises(RuntimeError, match="output padding must be smaller than either stride or dilation"):
+        F.conv_transpose1d(g, w, stride=2, output_padding=2)
+
+
+def test_backward_refusals_are_quoted_from_torch() -> None:
+    from crosscheck.backends.torch_backend import backward_refusal
+
+    assert "only Tensors of floating point dtype can require gradients" in str(backward_refusal("gradients", "int64"))
+    assert "not implemented for 'Int'" in str(backward_refusal("transposed", "int32"))
+    assert backward_refusal("transposed", "int64") is None  # torch has an int64 transposed convolution
+
+
+def test_float16_backward_is_left_out_for_the_finding_that_it_sums_in_float16(backend: TorchBackend) -> None:
+    caps = backend.capabilities()
+    assert caps.gradients is not None and caps.transposed is not None
+    assert "float16" not in caps.gradients.dtypes and "bfloat16" in caps.gradients.dtypes
+    reasons = dict(caps.gradients.unsupported)["dtype float16"]
+    assert "torch-float16-input-gradient-sums-in-float16" in reasons
+    assert "torch-float16-weight-gradient-sums-in-float16" in reasons
+    assert "torch-float16-conv-transpose-sums-in-float16" in dict(caps.transposed.unsupported)["dtype float16"]
+
+
+@pytest.mark.parametrize("layout", ["channels_first", "channels_last", "strided"])
+def test_vjp_in_every_layout_is_exact_on_exact_values(backend: TorchBackend, layout: str) -> None:
+    from crosscheck.reference.gradients import input_gradient, weight_gradient
+
+    s = spec(2, groups=2, stride=(2, 1), dilation=(1, 2), padding=((2, 0), (1, 1)), layout=layout, dtype="float32")
+    problem, g = _exact_backward(s)
+    gx, gw = backend.vjp(problem, g)
+    np.testing.assert_array_equal(gx, input_gradient(problem, g).value)
+    np.testing.assert_array_equal(gw, weight_gradient(problem, g).value)

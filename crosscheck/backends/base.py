@@ -36,8 +36,16 @@ class Capabilities:
     max_dilation: int = 3
     accumulators: Mapping[str, str] = field(default_factory=dict)
     bound: str = "elementwise"
+    # How complex products are formed (crosscheck.bounds): "conventional" (any order of the real
+    # products) or "3m" (the Gauss method: three real convolutions). Only complex dtypes use it.
+    complex_method: str = "conventional"
     unsupported: tuple[tuple[str, str], ...] = ()
     constraints: tuple[Constraint, ...] = ()
+    # The backward pass, each as the forward problems (x, w, geometry) it is computed for; None when the
+    # backend has no such call (the reason is then an `unsupported` entry named "gradients" or
+    # "transposed convolution"). See Backend.vjp and Backend.conv_transpose.
+    gradients: Capabilities | None = None
+    transposed: Capabilities | None = None
 
     def accumulator(self, dtype: str) -> str:
         return self.accumulators.get(dtype, default_accumulator(dtype))
@@ -79,7 +87,55 @@ class Capabilities:
             "max_dilation": self.max_dilation,
             "accumulators": {d: self.accumulator(d) for d in self.dtypes},
             "bound": self.bound,
+            "complex_method": self.complex_method,
             "unsupported": [{"feature": f, "reason": r} for f, r in self.unsupported],
+            "gradients": self.gradients.to_dict() if self.gradients else None,
+            "transposed": self.transposed.to_dict() if self.transposed else None,
+        }
+
+    def reason_for(self, feature: str) -> str | None:
+        """The `unsupported` reason recorded for `feature`, if any."""
+        return next((r for f, r in self.unsupported if f == feature), None)
+
+
+@dataclass(frozen=True)
+class PrecisionMode:
+    """A reduced-precision setting a framework offers beyond its default, and the error model it is
+    judged by: inputs rounded to `u_in` before they are multiplied, sums in `accumulator`, the result
+    rounded to `output_rounding` and returned in `output_dtype` (crosscheck.bounds derives the bound).
+    `unsupported` says, in the framework's words, why the mode cannot run on this device; such a mode
+    is recorded, never run. `constraints` refuse problems the mode cannot run (each returns a reason
+    or None; module-level functions, so that a mode pickles into an isolated worker and back).
+    """
+
+    name: str
+    description: str
+    dtypes: tuple[str, ...]  # the input dtypes the mode applies to
+    u_in: float = 0.0  # 0: the inputs are multiplied as given
+    accumulator: str | None = None  # None: the backend's accumulator for the input dtype
+    output_dtype: str | None = None  # None: the input dtype
+    output_rounding: str | None = None  # None: output_dtype (a Cast back to float32 keeps bfloat16's error)
+    unsupported: str | None = None
+    constraints: tuple[Constraint, ...] = ()
+
+    def refuses(self, spec: ConvSpec) -> str | None:
+        """Why this mode cannot run `spec` (on top of the backend's own capabilities), or None."""
+        for rule in self.constraints:
+            reason = rule(spec)
+            if reason:
+                return reason
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "dtypes": list(self.dtypes),
+            "u_in": self.u_in,
+            "accumulator": self.accumulator,
+            "output_dtype": self.output_dtype,
+            "output_rounding": self.output_rounding,
+            "unsupported": self.unsupported,
         }
 
 
@@ -96,6 +152,10 @@ class Backend(abc.ABC):
     module: str = ""  # what must import for the backend to be available
     description: str = ""
     devices: tuple[str, ...] = ("cpu",)
+    # True when run() may raise NotImplementedError for a problem it does not support: that example
+    # is then counted as unsupported rather than failed (user functions; built-in adapters declare
+    # their capabilities instead, so for them NotImplementedError stays a failure).
+    may_decline: bool = False
 
     def __init__(self, device: str = "cpu") -> None:
         if device not in self.devices:
@@ -110,6 +170,19 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def run(self, problem: ConvProblem) -> np.ndarray:
         """The convolution of `problem`, as a NumPy array (N, C_out, *out) in the problem's dtype."""
+
+    def vjp(self, problem: ConvProblem, cotangent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(grad_x, grad_w): the vector-Jacobian product of run() at (x, w) with `cotangent` (y's shape),
+        in the canonical layouts (N, C_in, *in_size) and (C_out, C_in/groups, *kernel), the problem's dtype.
+        Only for problems inside `capabilities().gradients`."""
+        raise NotImplementedError(f"{self.name} computes no gradients")
+
+    def conv_transpose(self, problem: ConvProblem, g: np.ndarray) -> np.ndarray:
+        """convᵀ(g, w): the transposed convolution of `problem`'s geometry and weight applied to g
+        (N, C_out, *out_size), as (N, C_in, *in_size) in the problem's dtype: the adjoint of run().
+        Its output_padding is `crosscheck.backward.output_padding(problem.spec)`. Only for problems
+        inside `capabilities().transposed`."""
+        raise NotImplementedError(f"{self.name} has no transposed convolution")
 
     def check_available(self) -> None:
         """Raise BackendUnavailable with the reason if the framework cannot be used."""
@@ -139,6 +212,22 @@ class Backend(abc.ABC):
         """A snippet that calls the framework directly on `problem`'s arrays, if the adapter has one."""
         return None
 
+    # ---- reduced-precision modes (property `precision_modes`) ----------------------------------
+
+    def precision_modes(self) -> tuple[PrecisionMode, ...]:
+        """The reduced-precision modes the framework offers on this device besides `run`'s pinned
+        default, including those it offers only elsewhere (with `unsupported` set)."""
+        return ()
+
+    def run_mode(self, problem: ConvProblem, mode: str) -> np.ndarray:
+        """`run` in precision mode `mode` (a name from `precision_modes`); the result is in the
+        mode's output dtype. The framework's global settings are restored afterwards."""
+        raise NotImplementedError(f"{self.name}: no precision mode {mode!r}")
+
+    def reproducer(self, prop: str, problem: ConvProblem) -> str | None:
+        """Code that reruns `prop` on `problem`, when `get_backend(self.name)` cannot rebuild this backend."""
+        return None
+
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -148,4 +237,5 @@ class Backend(abc.ABC):
             "device": self.device,
             "capabilities": self.capabilities().to_dict(),
             "precision_flags": self.precision_flags(),
+            "precision_modes": [m.to_dict() for m in self.precision_modes()],
         }

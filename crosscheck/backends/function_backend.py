@@ -4,7 +4,9 @@
 
 x is (N, C_in, *spatial), w is (C_out, C_in // groups, *kernel), both NumPy arrays of the problem's
 dtype; stride and dilation are tuples with one int per spatial dimension; padding is a tuple of
-explicit (lo, hi) pairs. This is the contract of `crosscheck verify` and of the meta-tests.
+explicit (lo, hi) pairs. This is the contract of `crosscheck verify` and of the meta-tests. The
+function may raise NotImplementedError for a problem it does not support: that example is counted
+as unsupported, not failed.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ ConvFunction = Callable[..., Any]
 
 class FunctionBackend(Backend):
     framework = "crosscheck"
+    may_decline = True
 
     def __init__(
         self,

@@ -14,14 +14,21 @@ time of a fresh shape; CI can keep JAX's persistent cache (JAX_COMPILATION_CACHE
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache, lru_cache
 from typing import Any
 
 import numpy as np
 
-from crosscheck.backends.base import Backend, BackendUnavailable, Capabilities
-from crosscheck.dtypes import dtype_info
+from crosscheck.backends.base import Backend, BackendUnavailable, Capabilities, PrecisionMode
+from crosscheck.dtypes import (
+    BF16_UNIT_ROUNDOFF,
+    COMPLEX_DTYPES,
+    FLOAT_DTYPES,
+    INT_DTYPES,
+    TF32_UNIT_ROUNDOFF,
+    dtype_info,
+)
 from crosscheck.layouts import channels_last, from_channels_last
 from crosscheck.padding import Pads
 from crosscheck.problem import ConvProblem, ConvSpec
@@ -30,12 +37,25 @@ from crosscheck.reproducer import problem_code
 _SPATIAL = {1: "W", 2: "HW", 3: "DHW"}
 _PLATFORMS = {"cpu": "cpu", "cuda": "gpu"}
 
+BACKWARD_COMPLEX_REASON = "crosscheck's gradient and transposed-convolution references are real-valued"
+# Measured with jax 0.10.2: integers are not differentiable.
+NO_INT_GRADIENTS = (
+    "jax.vjp of an integer convolution returns float0 cotangents (dtype [('float0', 'V')]): "
+    "integer inputs have no gradient"
+)
+
 # Measured with jaxlib 0.10.2 on 400 random problems (every dtype, both layouts): the legacy
 # elemental emitter gives results bit-identical to XLA CPU's default fusion emitters and compiles the
 # conversions and transposes around the convolution faster, which about doubles examples per second
 # (a test keeps comparing the two pipelines bit for bit).
 # LLVM's optimisation level stays at its default: lowering it compiles faster but changes float64 results.
 CPU_COMPILE_OPTIONS: dict[str, Any] = {"xla_cpu_use_fusion_emitters": False}
+
+# Reduced-precision modes (property `precision_modes`): lax.Precision per the JAX documentation,
+# DEFAULT "bfloat16 passes" (TPU) or TF32 (GPU), HIGH "3 bfloat16 passes or TF32"; the bound takes the
+# coarser rounding of each. Measured with jaxlib 0.10.2: on the CPU all three give identical float32 results.
+PRECISION_MODES = {"precision-DEFAULT": ("DEFAULT", BF16_UNIT_ROUNDOFF), "precision-HIGH": ("HIGH", TF32_UNIT_ROUNDOFF)}
+PREFERRED_F32_MODE = "preferred_element_type-float32"
 
 # Measured with jax 0.10.2: device_put copies a strided NumPy view into a dense buffer and the
 # resulting jax.Array has no strides at all, so there is no strided input to hand over.
@@ -73,6 +93,8 @@ class Static:
     groups: int
     dims: tuple[str, str, str]
     device: str
+    precision: str = "HIGHEST"  # a lax.Precision name (precision modes change it)
+    preferred: str | None = None  # preferred_element_type, a crosscheck dtype name
 
     @classmethod
     def of(cls, spec: ConvSpec, x: np.ndarray, w: np.ndarray, device: str) -> Static:
@@ -139,22 +161,118 @@ def compiled(key: Static) -> Callable[[Any, Any], Any]:
             rhs_dilation=key.dilation,
             feature_group_count=key.groups,
             dimension_numbers=key.dims,
-            precision=lax.Precision.HIGHEST,  # GPUs otherwise default to TF32-like reduced precision
+            # HIGHEST unless a precision mode asks otherwise: GPUs default to TF32-like reduced precision.
+            precision=getattr(lax.Precision, key.precision),
+            preferred_element_type=dtype_info(key.preferred).numpy if key.preferred else None,
         )
 
     sharding = jax.sharding.SingleDeviceSharding(_device(key.device))
     dt = dtype_info(key.dtype).numpy
     args = (jax.ShapeDtypeStruct(s, dt, sharding=sharding) for s in (key.x_shape, key.w_shape))
-    lowered = jax.jit(conv).lower(*args)
+    return _executable(jax.jit(conv).lower(*args), key.device)
+
+
+def _executable(lowered: Any, device: str) -> Callable[..., Any]:
     # A named padding mode and the explicit pads it resolves to lower to the same module (so do
     # other keys that differ only in how they spell it): compile that module once.
-    module = (lowered.as_text(), key.device)
+    module = (lowered.as_text(), device)
     fn = _EXECUTABLES.get(module)
     if fn is None:
         if len(_EXECUTABLES) >= _MAX_EXECUTABLES:
             del _EXECUTABLES[next(iter(_EXECUTABLES))]
-        fn = _EXECUTABLES[module] = lowered.compile(compile_options(key.device) or None)
+        fn = _EXECUTABLES[module] = lowered.compile(compile_options(device) or None)
     return fn
+
+
+def transposed_padding(spec: ConvSpec) -> Pads:
+    """Pads of the lhs-dilated correlation with the flipped kernel that computes convᵀ (what
+    lax.conv_transpose's explicit `padding` means): (eff − 1 − lo, eff − 1 − hi + output_padding)."""
+    from crosscheck.backward import output_padding
+
+    return tuple(
+        ((k - 1) * d - lo, (k - 1) * d - hi + op)
+        for k, d, (lo, hi), op in zip(spec.kernel, spec.dilation, spec.pads, output_padding(spec))
+    )
+
+
+def _grouped_transposed_kernel(w: Any, key: Static) -> Any:
+    """The forward kernel as the kernel of the grouped lhs-dilated correlation computing convᵀ:
+    within each group input and output channels swap, and the spatial axes are reversed."""
+    import jax.numpy as jnp
+
+    rank, g = len(key.strides), key.groups
+    if key.dims[1].startswith("O"):  # (C_out, Cg, *k) -> (G·Cg, Og, *k)
+        og, cg = w.shape[0] // g, w.shape[1]
+        w = w.reshape(g, og, cg, *w.shape[2:]).swapaxes(1, 2).reshape(g * cg, og, *w.shape[2:])
+        spatial = tuple(range(2, 2 + rank))
+    else:  # (*k, Cg, C_out) -> (*k, Og, G·Cg)
+        cg, og = w.shape[-2], w.shape[-1] // g
+        w = w.reshape(*w.shape[:rank], cg, g, og)
+        w = jnp.moveaxis(w, (-3, -2, -1), (-1, -2, -3)).reshape(*w.shape[:rank], og, g * cg)
+        spatial = tuple(range(rank))
+    return jnp.flip(w, axis=spatial)
+
+
+@lru_cache(maxsize=_MAX_EXECUTABLES)
+def compiled_backward(kind: str, key: Static, g_shape: tuple[int, ...] = ()) -> Callable[..., Any]:
+    """`kind` "vjp": (x, w, g) -> (grad_x, grad_w) of the convolution `key`, by jax.vjp. `kind`
+    "transposed": (g, w) -> convᵀ(g, w), where `key` describes the transposed convolution (its input
+    is g, its padding the explicit `transposed_padding`): lax.conv_transpose with transpose_kernel, or,
+    since that takes no feature groups, lax.conv_general_dilated with lhs_dilation for groups > 1."""
+    jax = _jax()
+    from jax import lax
+
+    precision = getattr(lax.Precision, key.precision)
+    fn: Callable[..., Any]
+    shapes: tuple[tuple[int, ...], ...]
+    if kind == "vjp":
+
+        def conv(x: Any, w: Any) -> Any:
+            return lax.conv_general_dilated(
+                x,
+                w,
+                window_strides=key.strides,
+                padding=key.padding,
+                rhs_dilation=key.dilation,
+                feature_group_count=key.groups,
+                dimension_numbers=key.dims,
+                precision=precision,
+            )
+
+        def fn(x: Any, w: Any, g: Any) -> Any:
+            return jax.vjp(conv, x, w)[1](g)
+
+        shapes = (key.x_shape, key.w_shape, g_shape)
+    else:
+
+        def fn(g: Any, w: Any) -> Any:
+            if key.groups == 1:
+                return lax.conv_transpose(
+                    g,
+                    w,
+                    key.strides,
+                    key.padding,
+                    rhs_dilation=key.dilation,
+                    dimension_numbers=key.dims,
+                    transpose_kernel=True,
+                    precision=precision,
+                )
+            return lax.conv_general_dilated(
+                g,
+                _grouped_transposed_kernel(w, key),
+                window_strides=(1,) * len(key.strides),
+                padding=key.padding,
+                lhs_dilation=key.strides,
+                rhs_dilation=key.dilation,
+                feature_group_count=key.groups,
+                dimension_numbers=key.dims,
+                precision=precision,
+            )
+
+        shapes = (key.x_shape, key.w_shape)
+    sharding = jax.sharding.SingleDeviceSharding(_device(key.device))
+    dt = dtype_info(key.dtype).numpy
+    return _executable(jax.jit(fn).lower(*(jax.ShapeDtypeStruct(s, dt, sharding=sharding) for s in shapes)), key.device)
 
 
 class JaxBackend(Backend):
@@ -173,8 +291,28 @@ class JaxBackend(Backend):
 
     def capabilities(self) -> Capabilities:
         return Capabilities(
+            # Complex: XLA's convolution forms conventional complex products (measured on the CPU).
+            dtypes=(*FLOAT_DTYPES, *INT_DTYPES, *COMPLEX_DTYPES),
             layouts=("channels_first", "channels_last"),
             unsupported=(("layout strided", STRIDED_REASON),),
+            gradients=Capabilities(
+                dtypes=FLOAT_DTYPES,
+                layouts=("channels_first", "channels_last"),
+                unsupported=(
+                    ("dtype int32/int64", NO_INT_GRADIENTS),
+                    ("dtype complex64/complex128", BACKWARD_COMPLEX_REASON),
+                    ("layout strided", STRIDED_REASON),
+                ),
+            ),
+            # Every padding mode goes in as the explicit pads of the transposed correlation.
+            transposed=Capabilities(
+                dtypes=(*FLOAT_DTYPES, *INT_DTYPES),
+                layouts=("channels_first", "channels_last"),
+                unsupported=(
+                    ("dtype complex64/complex128", BACKWARD_COMPLEX_REASON),
+                    ("layout strided", STRIDED_REASON),
+                ),
+            ),
         )
 
     def precision_flags(self) -> dict[str, Any]:
@@ -191,16 +329,75 @@ class JaxBackend(Backend):
         }
 
     def run(self, problem: ConvProblem) -> np.ndarray:
+        return self._run(problem)
+
+    def _run(self, problem: ConvProblem, precision: str = "HIGHEST", preferred: str | None = None) -> np.ndarray:
         spec = problem.spec
         if spec.layout not in ("channels_first", "channels_last"):
             raise ValueError(f"jax: layout {spec.layout!r} is not supported ({STRIDED_REASON})")
         jax = _jax()
         x, w = to_jax_layout(problem)
-        fn = compiled(Static.of(spec, x, w, self.device))
+        key = replace(Static.of(spec, x, w, self.device), precision=precision, preferred=preferred)
+        fn = compiled(key)
         dev = _device(self.device)
         # np.asarray waits for the device and copies the result to the host.
         y = np.asarray(fn(jax.device_put(x, dev), jax.device_put(w, dev)))
         return np.ascontiguousarray(from_channels_last(y)) if spec.layout == "channels_last" else y
+
+    def vjp(self, problem: ConvProblem, cotangent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        spec = problem.spec
+        jax, dev = _jax(), _device(self.device)
+        last = spec.layout == "channels_last"
+        x, w = to_jax_layout(problem)
+        g = channels_last(cotangent) if last else cotangent
+        fn = compiled_backward("vjp", Static.of(spec, x, w, self.device), g.shape)
+        gx, gw = (np.asarray(a) for a in fn(*(jax.device_put(a, dev) for a in (x, w, g))))
+        if last:
+            gx, gw = from_channels_last(gx), np.moveaxis(gw, (-1, -2), (0, 1))
+        return np.ascontiguousarray(gx), np.ascontiguousarray(gw)
+
+    def conv_transpose(self, problem: ConvProblem, g: np.ndarray) -> np.ndarray:
+        spec = problem.spec
+        jax, dev = _jax(), _device(self.device)
+        last = spec.layout == "channels_last"
+        _, w = to_jax_layout(problem)
+        gl = channels_last(g) if last else g
+        key = replace(Static.of(spec, gl, w, self.device), padding=transposed_padding(spec))
+        y = np.asarray(compiled_backward("transposed", key)(jax.device_put(gl, dev), jax.device_put(w, dev)))
+        return np.ascontiguousarray(from_channels_last(y)) if last else y
+
+    # ---- reduced-precision modes (property `precision_modes`) ----------------------------------
+
+    def precision_modes(self) -> tuple[PrecisionMode, ...]:
+        modes = [
+            PrecisionMode(
+                name,
+                f"lax.conv_general_dilated(..., precision=lax.Precision.{p}): documented as bfloat16 or TF32 "
+                "passes on accelerators",
+                ("float32",),
+                u_in=u_in,
+                accumulator="float32",
+            )
+            for name, (p, u_in) in PRECISION_MODES.items()
+        ]
+        modes.append(
+            PrecisionMode(
+                PREFERRED_F32_MODE,
+                "lax.conv_general_dilated(..., preferred_element_type=jnp.float32): float16/bfloat16 inputs, "
+                "the float32 sum returned without rounding it back",
+                ("float16", "bfloat16"),
+                accumulator="float32",
+                output_dtype="float32",
+            )
+        )
+        return tuple(modes)
+
+    def run_mode(self, problem: ConvProblem, mode: str) -> np.ndarray:
+        if mode in PRECISION_MODES:
+            return self._run(problem, precision=PRECISION_MODES[mode][0])
+        if mode == PREFERRED_F32_MODE:
+            return self._run(problem, preferred="float32")
+        return super().run_mode(problem, mode)
 
     def native_snippet(self, problem: ConvProblem) -> str | None:
         spec = problem.spec

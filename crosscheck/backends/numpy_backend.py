@@ -12,6 +12,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from crosscheck.backends.base import Backend, Capabilities
+from crosscheck.dtypes import COMPLEX_DTYPES, FLOAT_DTYPES, INT_DTYPES
 from crosscheck.layouts import strided_view
 from crosscheck.padding import effective_kernel
 from crosscheck.problem import ConvProblem
@@ -38,7 +39,7 @@ class NumpyBackend(Backend):
     description = "numpy.lib.stride_tricks.sliding_window_view + numpy.tensordot"
 
     def capabilities(self) -> Capabilities:
-        return Capabilities(layouts=("channels_first", "strided"))
+        return Capabilities(dtypes=(*FLOAT_DTYPES, *INT_DTYPES, *COMPLEX_DTYPES), layouts=("channels_first", "strided"))
 
     def run(self, problem: ConvProblem) -> np.ndarray:
         spec = problem.spec

@@ -9,7 +9,7 @@ two runtimes, not between two translations of the problem. Named padding modes g
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -43,6 +43,14 @@ _NCHW_ONLY = (
         "ONNX tensors are dense: the Python bindings copy a non-contiguous array into a contiguous tensor "
         "before Conv sees it (measured: results identical), so it would only repeat channels_first",
     ),
+)
+# Measured with onnxruntime 1.32 / onnx (opset 22): the standard's Conv excludes complex; onnx.reference's
+# NumPy evaluator would run a complex model anyway, but such a model is not valid ONNX.
+_NO_COMPLEX = (
+    "dtype complex64/complex128",
+    "ONNX Conv's type constraint T is bfloat16/float16/float/double: onnxruntime raises 'INVALID_GRAPH : This is "
+    "an invalid model. Type Error: Type 'tensor(complex64)' of input parameter (X) of operator (Conv) in node () "
+    "is invalid.'",
 )
 _NO_INTS = (
     "dtype int32/int64",
@@ -86,6 +94,96 @@ def conv_model(spec: ConvSpec) -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION)
 
 
+def conv_transpose_attributes(spec: ConvSpec) -> dict[str, Any]:
+    """ConvTranspose's attributes for the transposed convolution of `spec`: always explicit pads (the
+    ones crosscheck resolves; ConvTranspose's auto_pad derives them from its own output size rule)
+    and crosscheck's output_padding, so its output is the forward input's size."""
+    from crosscheck.backward import output_padding
+
+    return {
+        "kernel_shape": list(spec.kernel),
+        "strides": list(spec.stride),
+        "dilations": list(spec.dilation),
+        "group": spec.groups,
+        "pads": [lo for lo, _ in spec.pads] + [hi for _, hi in spec.pads],
+        "output_padding": list(output_padding(spec)),
+    }
+
+
+def conv_transpose_model(spec: ConvSpec) -> onnx.ModelProto:
+    """A one-node model Y = ConvTranspose(X, W): X shaped like the forward output, W the forward weight
+    (ConvTranspose's (C, M/group, *kernel) with C = the forward C_out), Y like the forward input."""
+    from onnx import helper
+
+    elem = _ELEM_TYPE[spec.dtype]
+    node = helper.make_node("ConvTranspose", ["X", "W"], ["Y"], **conv_transpose_attributes(spec))
+    graph = helper.make_graph(
+        [node],
+        "conv_transpose",
+        [
+            helper.make_tensor_value_info("X", elem, list(spec.y_shape)),
+            helper.make_tensor_value_info("W", elem, list(spec.w_shape)),
+        ],
+        [helper.make_tensor_value_info("Y", elem, list(spec.x_shape))],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION)
+
+
+@cache
+def transposed_refusal(backend: str, probe: str) -> str | None:
+    """What a tiny ConvTranspose `probe` gives on `backend`: its error, the finding that it sums
+    float16/bfloat16 in that type, or None. Probes: a dtype name, or "groups" (4 -> 6 channels, 2 groups)."""
+    from crosscheck.accumulation import narrow_sum_errors, narrow_sum_finding
+    from crosscheck.backward import cotangent
+    from crosscheck.values import make_problem
+
+    b: Backend = OnnxRuntimeBackend() if backend == "onnxruntime" else OnnxReferenceBackend()
+    spec = ConvSpec(1, 4, 6, (5,), (2,), groups=2) if probe == "groups" else ConvSpec(1, 2, 2, (5,), (2,), dtype=probe)
+    problem = make_problem(spec, 0)
+    try:
+        b.conv_transpose(problem, cotangent(problem))
+    except Exception as exc:  # noqa: BLE001 - whatever the runtime raises is the reason, quoted
+        message = str(exc).splitlines()[0] if str(exc) else ""
+        if probe == "groups":
+            return f"finding {GROUPED_TRANSPOSE_FINDING}: {backend} raises {type(exc).__name__}: {message}"
+        return f"{backend} raises {type(exc).__name__}: {message}"
+    if probe == "groups":
+        return None
+    wrong = narrow_sum_errors(probe, "channels_first", conv_transpose=b.conv_transpose)
+    return narrow_sum_finding(backend.replace(".", "-"), backend, probe, wrong)
+
+
+# onnx.reference's ConvTranspose slices a group's weight by output channels instead of input channels:
+# grouped problems raise unless every group has one input and one output channel.
+GROUPED_TRANSPOSE_FINDING = "onnx-reference-grouped-conv-transpose-slices-the-weight-wrongly"
+
+
+def _grouped_transpose_refusal(spec: ConvSpec) -> str | None:
+    if spec.groups > 1 and not spec.in_channels == spec.out_channels == spec.groups:
+        return transposed_refusal("onnx.reference", "groups")
+    return None
+
+
+def _transposed_space(backend: str, dtypes: tuple[str, ...]) -> Capabilities:
+    """Every padding mode goes in as explicit pads; dtypes as measured (`transposed_refusal`)."""
+    refused = {d: why for d in dtypes if (why := transposed_refusal(backend, d))}
+    constraints = (_grouped_transpose_refusal,) if transposed_refusal(backend, "groups") else ()
+    groups = [
+        ("groups > 1 (unless depthwise with one output channel per group)", str(transposed_refusal(backend, "groups")))
+    ]
+    return Capabilities(
+        dtypes=tuple(d for d in dtypes if d not in refused),
+        unsupported=(
+            *[(f"dtype {d}", why) for d, why in refused.items()],
+            *(groups if constraints else []),
+            _NO_INTS,
+            _NO_COMPLEX,
+            *_NCHW_ONLY,
+        ),
+        constraints=constraints,
+    )
+
+
 def _model_snippet(spec: ConvSpec) -> list[str]:
     elem = f"TensorProto.{_ELEM_NAME.get(spec.dtype, spec.dtype.upper())}"
     attrs = ", ".join(f"{k}={json.dumps(v)}" for k, v in conv_attributes(spec).items())
@@ -99,6 +197,8 @@ def _model_snippet(spec: ConvSpec) -> list[str]:
         f'model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", {OPSET})], ir_version={IR_VERSION})',
     ]
 
+
+NO_GRADIENTS = "an ONNX model is inference only: the runtime computes no vector-Jacobian product"
 
 _DILATED_AUTO_PAD = (
     "onnxruntime refuses auto_pad SAME_UPPER/SAME_LOWER with dilation > 1: "
@@ -114,12 +214,11 @@ def _dilated_auto_pad(spec: ConvSpec) -> str | None:
 
 # Each session holds native memory; a few hundred geometries cover a property run's repeats.
 @lru_cache(maxsize=256)
-def _ort_session(spec: ConvSpec, device: str) -> Any:
+def _ort_session(spec: ConvSpec, device: str, transposed: bool = False) -> Any:
     import onnxruntime as ort
 
-    session = ort.InferenceSession(
-        conv_model(spec).SerializeToString(), _ort_options(), providers=_ort_providers(device)
-    )
+    model = conv_transpose_model(spec) if transposed else conv_model(spec)
+    session = ort.InferenceSession(model.SerializeToString(), _ort_options(), providers=_ort_providers(device))
     # ORT falls back to the CPU with only a warning when the CUDA provider fails to load.
     if device == "cuda" and session.get_providers()[0] != "CUDAExecutionProvider":
         raise BackendUnavailable(
@@ -181,10 +280,13 @@ class OnnxRuntimeBackend(Backend):
                 ("dtype float64", f"CPUExecutionProvider has no double Conv kernel: '{not_implemented}'"),
                 ("dtype bfloat16", f"CPUExecutionProvider has no bfloat16 Conv kernel: '{not_implemented}'"),
                 _NO_INTS,
+                _NO_COMPLEX,
                 *_NCHW_ONLY,
                 ("padding SAME/SAME_LOWER with dilation > 1", _DILATED_AUTO_PAD),
+                ("gradients", NO_GRADIENTS),
             ),
             constraints=(_dilated_auto_pad,),
+            transposed=_transposed_space(self.name, ("float64", "float32", "float16", "bfloat16")),
         )
 
     def precision_flags(self) -> dict[str, Any]:
@@ -214,6 +316,10 @@ class OnnxRuntimeBackend(Backend):
         (y,) = session.run(None, {"X": problem.x, "W": problem.w})  # copies to and from the device, synchronously
         return np.asarray(y)
 
+    def conv_transpose(self, problem: ConvProblem, g: np.ndarray) -> np.ndarray:
+        (y,) = _ort_session(problem.spec, self.device, True).run(None, {"X": g, "W": problem.w})
+        return np.asarray(y)
+
     def native_snippet(self, problem: ConvProblem) -> str | None:
         providers = json.dumps([p if isinstance(p, str) else p[0] for p in _ort_providers(self.device)])
         return "\n".join(
@@ -228,10 +334,10 @@ class OnnxRuntimeBackend(Backend):
 
 
 @lru_cache(maxsize=256)
-def _reference_evaluator(spec: ConvSpec) -> Any:
+def _reference_evaluator(spec: ConvSpec, transposed: bool = False) -> Any:
     from onnx.reference import ReferenceEvaluator
 
-    return ReferenceEvaluator(conv_model(spec))
+    return ReferenceEvaluator(conv_transpose_model(spec) if transposed else conv_model(spec))
 
 
 class OnnxReferenceBackend(Backend):
@@ -241,7 +347,11 @@ class OnnxReferenceBackend(Backend):
     description = f"onnx.reference.ReferenceEvaluator on a one-node Conv model (opset {OPSET}): NumPy im2col + matmul"
 
     def capabilities(self) -> Capabilities:
-        return Capabilities(dtypes=("float64", "float32", "float16", "bfloat16"), unsupported=(_NO_INTS, *_NCHW_ONLY))
+        return Capabilities(
+            dtypes=("float64", "float32", "float16", "bfloat16"),
+            unsupported=(_NO_INTS, _NO_COMPLEX, *_NCHW_ONLY, ("gradients", NO_GRADIENTS)),
+            transposed=_transposed_space(self.name, ("float64", "float32", "float16", "bfloat16")),
+        )
 
     def precision_flags(self) -> dict[str, Any]:
         return {
@@ -254,6 +364,10 @@ class OnnxReferenceBackend(Backend):
 
     def run(self, problem: ConvProblem) -> np.ndarray:
         (y,) = _reference_evaluator(problem.spec).run(None, {"X": problem.x, "W": problem.w})
+        return np.asarray(y)
+
+    def conv_transpose(self, problem: ConvProblem, g: np.ndarray) -> np.ndarray:
+        (y,) = _reference_evaluator(problem.spec, True).run(None, {"X": g, "W": problem.w})
         return np.asarray(y)
 
     def native_snippet(self, problem: ConvProblem) -> str | None:

@@ -1,11 +1,22 @@
-"""Backend names to adapter classes, imported only when asked for."""
+"""Backend names to adapter classes, imported only when asked for.
+
+Built-in adapters are listed here; third-party ones register through the entry-point group
+`crosscheck.backends` (name = "module:attribute", the attribute being a Backend subclass or any
+callable taking `device=` and returning a Backend). Both are resolved to a "module:attribute"
+string first, so that a worker process (crosscheck.isolation) can build the same backend.
+"""
 
 from __future__ import annotations
 
 import importlib
+import warnings
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any
 
-from crosscheck.backends.base import Backend
+from crosscheck.backends.base import Backend, BackendUnavailable
 from crosscheck.errors import CrosscheckError
+
+ENTRY_POINT_GROUP = "crosscheck.backends"
 
 # name -> "module:Class"; the module is imported lazily so no framework loads at `import crosscheck`.
 BUILTIN: dict[str, str] = {
@@ -28,28 +39,81 @@ ALIASES: dict[str, tuple[str, ...]] = {
 }
 
 
+def plugins() -> dict[str, EntryPoint]:
+    """Installed third-party backends by name; a name taken by a built-in (or an alias) is skipped.
+
+    Read from package metadata on every call (cheap, imports nothing), so that a plugin installed
+    while a process runs, or put on sys.path by a test, is seen.
+    """
+    out: dict[str, EntryPoint] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in BUILTIN or ep.name in ALIASES:
+            warnings.warn(
+                f"crosscheck plugin {ep.name!r} ({ep.value}) is ignored: the name belongs to a built-in backend",
+                stacklevel=2,
+            )
+            continue
+        out.setdefault(ep.name, ep)  # the first on sys.path wins, as for imports
+    return out
+
+
 def backend_names() -> list[str]:
-    return list(BUILTIN)
+    return list(BUILTIN) + sorted(plugins())
 
 
 def expand(names: list[str]) -> list[str]:
     """Resolve aliases and refuse unknown names (with the list of known ones)."""
+    known_plugins = plugins()
     out: list[str] = []
     for name in names:
         for n in ALIASES.get(name, (name,)):
-            if n not in BUILTIN:
-                known = ", ".join(sorted(set(BUILTIN) | set(ALIASES)))
+            if n not in BUILTIN and n not in known_plugins:
+                known = ", ".join(sorted(set(BUILTIN) | set(ALIASES) | set(known_plugins)))
                 raise CrosscheckError(f"unknown backend {name!r}; known backends: {known}")
             if n not in out:
                 out.append(n)
     return out
 
 
+def resolve(name: str) -> str:
+    """The "module:attribute" that builds backend `name` (a built-in, or a plugin's entry point)."""
+    (target,) = expand([name])
+    if target in BUILTIN:
+        return BUILTIN[target]
+    return plugins()[target].value
+
+
+def instantiate(spec: str, name: str, device: str = "cpu") -> Backend:
+    """Build backend `name` from its "module:attribute" `spec`; raises BackendUnavailable if it cannot run here.
+
+    Module-level so that a worker process can be handed `partial(instantiate, spec, name, device)`.
+    """
+    module_name, _, attr = spec.partition(":")
+    builtin = BUILTIN.get(name) == spec
+    try:
+        module = importlib.import_module(module_name)  # adapters import their framework lazily
+        obj: Any = module
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+        backend = obj(device=device)
+    except BackendUnavailable:
+        raise
+    except Exception as exc:
+        if builtin:
+            raise
+        # A broken plugin is recorded as unavailable; it must not stop the other backends.
+        raise BackendUnavailable(
+            f"{name}: plugin {spec} cannot be loaded ({type(exc).__name__}: {exc})".splitlines()[0]
+        ) from exc
+    if not isinstance(backend, Backend):
+        raise BackendUnavailable(f"{name}: plugin {spec} returned {type(backend).__name__}, not a crosscheck Backend")
+    if not builtin and backend.name != name:
+        backend.name = name  # the entry point's name is what users type and what the record shows
+    backend.check_available()
+    return backend
+
+
 def get_backend(name: str, device: str = "cpu") -> Backend:
     """An instance of backend `name` on `device`; raises BackendUnavailable if it cannot run here."""
     (target,) = expand([name])
-    module_name, cls_name = BUILTIN[target].split(":")
-    module = importlib.import_module(module_name)  # adapters import their framework lazily
-    backend: Backend = getattr(module, cls_name)(device=device)
-    backend.check_available()
-    return backend
+    return instantiate(resolve(target), target, device)

@@ -5,6 +5,10 @@ None of them knows stride, dilation or groups: the adapter subsamples the stride
 (identical values), inserts zeros into the kernel for dilation (zero products change no sum) and
 loops over groups and channels. The channel sum is done in the problem's dtype, so the K-term
 error bound still describes the whole computation.
+
+For complex input `scipy.signal.correlate` and `scipy.ndimage.correlate` conjugate their second
+argument (Σ x·conj(w), the signal-processing correlation); the CNN's correlation does not (Σ x·w), so
+those adapters hand them conj(w). `scipy.signal.convolve` conjugates nothing.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from collections.abc import Callable
 import numpy as np
 
 from crosscheck.backends.base import Backend, Capabilities
-from crosscheck.dtypes import INT_DTYPES
+from crosscheck.dtypes import COMPLEX_DTYPES, INT_DTYPES
 from crosscheck.problem import ConvProblem
 
 Correlate = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -58,12 +62,13 @@ class ScipyCorrelate(Backend):
     description = "scipy.signal.correlate(mode='valid', method='direct')"
 
     def capabilities(self) -> Capabilities:
-        return Capabilities(dtypes=("float64", "float32", *INT_DTYPES), unsupported=_NO_HALF)
+        return Capabilities(dtypes=("float64", "float32", *INT_DTYPES, *COMPLEX_DTYPES), unsupported=_NO_HALF)
 
     def run(self, problem: ConvProblem) -> np.ndarray:
         from scipy import signal
 
-        return channel_sum(problem, lambda a, b: signal.correlate(a, b, mode="valid", method="direct"))
+        # conj(w): scipy's correlate conjugates its second argument (a no-op for real w).
+        return channel_sum(problem, lambda a, b: signal.correlate(a, np.conj(b), mode="valid", method="direct"))
 
 
 class ScipyConvolveFlipped(Backend):
@@ -73,7 +78,7 @@ class ScipyConvolveFlipped(Backend):
     description = "scipy.signal.convolve(mode='valid', method='direct') with the kernel flipped"
 
     def capabilities(self) -> Capabilities:
-        return Capabilities(dtypes=("float64", "float32", *INT_DTYPES), unsupported=_NO_HALF)
+        return Capabilities(dtypes=("float64", "float32", *INT_DTYPES, *COMPLEX_DTYPES), unsupported=_NO_HALF)
 
     def run(self, problem: ConvProblem) -> np.ndarray:
         from scipy import signal
@@ -90,7 +95,7 @@ class ScipyFFT(Backend):
 
     def capabilities(self) -> Capabilities:
         return Capabilities(
-            dtypes=("float64", "float32"),
+            dtypes=("float64", "float32", *COMPLEX_DTYPES),
             bound="normwise",
             unsupported=(
                 *_NO_HALF,
@@ -101,7 +106,7 @@ class ScipyFFT(Backend):
     def run(self, problem: ConvProblem) -> np.ndarray:
         from scipy import signal
 
-        return channel_sum(problem, lambda a, b: signal.correlate(a, b, mode="valid", method="fft"))
+        return channel_sum(problem, lambda a, b: signal.correlate(a, np.conj(b), mode="valid", method="fft"))
 
 
 class ScipyNdimage(Backend):
@@ -112,7 +117,7 @@ class ScipyNdimage(Backend):
 
     def capabilities(self) -> Capabilities:
         return Capabilities(
-            dtypes=("float64", "float32", *INT_DTYPES),
+            dtypes=("float64", "float32", *INT_DTYPES, *COMPLEX_DTYPES),
             unsupported=(
                 ("dtype float16", "scipy.ndimage raises 'array type not supported' for float16"),
                 ("dtype bfloat16", "scipy.ndimage raises 'array type not supported' for bfloat16"),
@@ -123,7 +128,8 @@ class ScipyNdimage(Backend):
         from scipy import ndimage
 
         def valid(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-            full = ndimage.correlate(a, b, mode="constant", cval=0)
+            # conj(w): for complex weights ndimage.correlate conjugates them, as scipy.signal does.
+            full = ndimage.correlate(a, np.conj(b), mode="constant", cval=0)
             # ndimage centres the kernel at k // 2; the valid window starting at m sits at m + k // 2.
             index = tuple(slice(k // 2, k // 2 + n - k + 1) for n, k in zip(a.shape, b.shape))
             return np.asarray(full[index])

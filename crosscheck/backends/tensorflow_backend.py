@@ -17,6 +17,8 @@ Findings (see the tests): the Eigen Conv3D and DepthwiseConv2dNative kernels sum
 in that type, not float32 (measured per dtype, declared as refusals naming the finding); and
 depthwise_conv2d with stride > 1 and dilation > 1 returns wrong values with only a warning, so those
 problems use conv2d's groups.
+
+The backward pass (gradients through the same calls, conv*_transpose) is `tensorflow_backward`.
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ from typing import Any
 
 import numpy as np
 
-from crosscheck.backends.base import Backend, BackendUnavailable, Capabilities
-from crosscheck.dtypes import dtype_info
+from crosscheck.backends import tensorflow_backward
+from crosscheck.backends.base import Backend, BackendUnavailable, Capabilities, PrecisionMode
+from crosscheck.dtypes import BF16_UNIT_ROUNDOFF, TF32_UNIT_ROUNDOFF, dtype_info
 from crosscheck.layouts import channels_last, from_channels_last
 from crosscheck.problem import ConvProblem, ConvSpec
 from crosscheck.reproducer import problem_code
@@ -40,7 +43,8 @@ DATA_FORMATS = {
     "channels_last": {1: "NWC", 2: "NHWC", 3: "NDHWC"},
     "channels_first": {1: "NCW", 2: "NCHW", 3: "NCDHW"},
 }
-DTYPES = ("float64", "float32", "float16", "bfloat16", "int32", "int64")
+# Complex dtypes are probed like the others: TensorFlow's conv kernels refuse them (see `measure`).
+DTYPES = ("float64", "float32", "float16", "bfloat16", "int32", "int64", "complex64", "complex128")
 
 # API-level facts, the same on every machine (the tests re-check them).
 NO_SAME_LOWER = (
@@ -48,6 +52,46 @@ NO_SAME_LOWER = (
     'values: "SAME", "VALID", "EXPLICIT"'
 )
 NOT_STRIDED = "tf.constant copies a NumPy view into a dense row-major buffer: a strided layout never reaches the op"
+# Reduced-precision modes (property `precision_modes`), measured with tensorflow-cpu 2.21 on the CPU.
+ONEDNN_BF16_MODE = "grappler-onednn-bfloat16"
+TF32_MODE = "tensor_float_32"
+KERAS_POLICY_MODE = "keras-mixed_bfloat16"
+TF32_CPU_REASON = (
+    "TensorFloat-32 is an NVIDIA (Ampere and later) GPU format: on the CPU, "
+    "tf.config.experimental.enable_tensor_float_32_execution(True) leaves tf.nn.conv2d's float32 results "
+    "bit-identical (measured)"
+)
+KERAS_POLICY_REASON = (
+    "a Keras layer policy, not an op setting: under tf.keras.mixed_precision.set_global_policy('mixed_bfloat16') "
+    "tf.nn.conv2d still takes, computes and returns float32 (measured: bit-identical results)"
+)
+
+GRAPH_CONV3D_DILATIONS = (
+    "finding tensorflow-conv3d-graph-swaps-hw-dilations: in a tf.function, Conv3D's shape inference swaps the "
+    "height and width dilations (x (1, 1, 1, 2, 1), filter (1, 1, 2, 1, 1), dilations [1, 1, 2, 1, 1] raises "
+    "ValueError: Negative dimension size caused by subtracting 3 from 2; eager computes it), so the graph-only "
+    "mode leaves out 3-D problems whose height and width dilations differ"
+)
+
+
+def graph_conv3d_dilations(spec: ConvSpec) -> str | None:
+    """The graph path's refusal (module-level: a PrecisionMode's constraint must pickle)."""
+    return GRAPH_CONV3D_DILATIONS if spec.rank == 3 and spec.dilation[1] != spec.dilation[2] else None
+
+
+BF16_DEPTH_PADDED_CONV3D = (
+    "finding tensorflow-onednn-bfloat16-depth-padded-conv3d-zeros: under Grappler's oneDNN bfloat16 rewrite, "
+    "tf.pad + tf.nn.conv3d on an input of depth 1 padded to a deeper kernel (kernel width > 1) returns zeros "
+    "or garbage (uninitialised memory; 104 of 1176 small problems, all of that shape); the mode leaves out "
+    "3-D problems of input depth 1 and kernel depth > 1"
+)
+
+
+def bf16_depth_padded_conv3d(spec: ConvSpec) -> str | None:
+    """The oneDNN bfloat16 mode's refusal (module-level: a PrecisionMode's constraint must pickle)."""
+    return BF16_DEPTH_PADDED_CONV3D if spec.rank == 3 and spec.in_size[0] == 1 and spec.kernel[0] > 1 else None
+
+
 DEPTHWISE_STRIDE_WITH_DILATION = (
     "UserWarning: When dilation rate is greater than 1, then all values of strides must be 1."
 )
@@ -189,6 +233,29 @@ def installed_distribution() -> str:
     return "tensorflow"
 
 
+def _invoke(tf: Any, call: Call, x: Any, f: Any) -> Any:
+    if call.pre_pad:
+        x = tf.pad(x, call.pre_pad)
+    op = getattr(tf.nn, call.op)
+    return op(x, f, call.strides, call.padding, data_format=call.data_format, dilations=call.dilations)
+
+
+_GRAPHS: dict[str, Any] = {}
+_MAX_GRAPHS = 512
+
+
+def _graph(tf: Any, call: Call, x_shape: tuple[int, ...], f_shape: tuple[int, ...], dtype: str) -> Any:
+    """One tf.function per call and shapes, traced once: a function retraced for new shapes (or created
+    anew per call) makes TensorFlow warn about excessive retracing on every few calls."""
+    key = repr((call, x_shape, f_shape, dtype))
+    fn = _GRAPHS.get(key)
+    if fn is None:
+        if len(_GRAPHS) >= _MAX_GRAPHS:
+            del _GRAPHS[next(iter(_GRAPHS))]
+        fn = _GRAPHS[key] = tf.function(functools.partial(_invoke, tf, call))
+    return fn
+
+
 class TensorflowBackend(Backend):
     name = "tensorflow"
     framework = "tensorflow"
@@ -288,13 +355,21 @@ class TensorflowBackend(Backend):
         unsupported += [("padding SAME_LOWER", f"TensorFlow has no SAME_LOWER: tf.nn.conv2d raises {NO_SAME_LOWER}")]
         unsupported += [("layout strided", NOT_STRIDED)]
         first = any(not self.facts(d)[f"{op} channels_first"] for d in dtypes for op in ("conv2d", "conv3d"))
+        layouts = ("channels_last", "channels_first") if first else ("channels_last",)
         return Capabilities(
             dtypes=dtypes,
             padding=("explicit", "VALID", "SAME"),
-            layouts=("channels_last", "channels_first") if first else ("channels_last",),
+            layouts=layouts,
             unsupported=tuple(unsupported),
             constraints=(self.refusal,),
+            **tensorflow_backward.spaces(self, dtypes, layouts),
         )
+
+    def vjp(self, problem: ConvProblem, cotangent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return tensorflow_backward.vjp(self, problem, cotangent)
+
+    def conv_transpose(self, problem: ConvProblem, g: np.ndarray) -> np.ndarray:
+        return tensorflow_backward.conv_transpose(self, problem, g)
 
     def precision_flags(self) -> dict[str, Any]:
         tf = self._framework()
@@ -340,18 +415,72 @@ class TensorflowBackend(Backend):
         return np.ascontiguousarray(f)
 
     def run(self, problem: ConvProblem) -> np.ndarray:
+        return self._execute(problem)
+
+    def _execute(self, problem: ConvProblem, graph: bool = False) -> np.ndarray:
+        """The problem's tf.nn call, eagerly or (`graph`, for Grappler's rewrites) in a tf.function."""
         tf = self._framework()
         spec = problem.spec
         call = self.plan(spec)
         x = problem.x if spec.layout == "channels_first" else channels_last(problem.x)
+        f = self._filter(problem.w, spec)
+        conv = _graph(tf, call, x.shape, f.shape, spec.dtype) if graph else functools.partial(_invoke, tf, call)
         with tf.device(self._device_name):
-            x, f = tf.constant(x), tf.constant(self._filter(problem.w, spec))
-            if call.pre_pad:
-                x = tf.pad(x, call.pre_pad)
-            conv = getattr(tf.nn, call.op)
-            y = conv(x, f, call.strides, call.padding, data_format=call.data_format, dilations=call.dilations)
+            y = conv(tf.constant(x), tf.constant(f))
             out = y.numpy()  # waits for the device and copies to the host
         return out if spec.layout == "channels_first" else np.ascontiguousarray(from_channels_last(out))
+
+    # ---- reduced-precision modes (property `precision_modes`) ----------------------------------
+
+    def precision_modes(self) -> tuple[PrecisionMode, ...]:
+        cuda = self.device == "cuda"
+        return (
+            PrecisionMode(
+                ONEDNN_BF16_MODE,
+                "tf.config.optimizer.set_experimental_options({'auto_mixed_precision_onednn_bfloat16': True}): "
+                "Grappler rewrites a tf.function's float32 convolution to bfloat16 (Cast in, Cast out)",
+                ("float32",),
+                u_in=BF16_UNIT_ROUNDOFF,
+                accumulator="float32",
+                output_rounding="bfloat16",
+                unsupported="a oneDNN (CPU) rewrite" if cuda else None,
+                constraints=(graph_conv3d_dilations, bf16_depth_padded_conv3d),
+            ),
+            PrecisionMode(
+                TF32_MODE,
+                "tf.config.experimental.enable_tensor_float_32_execution(True) (TensorFlow's default): float32 "
+                "convolutions may round their inputs to TF32",
+                ("float32",),
+                u_in=TF32_UNIT_ROUNDOFF,
+                accumulator="float32",
+                unsupported=None if cuda else TF32_CPU_REASON,
+            ),
+            PrecisionMode(
+                KERAS_POLICY_MODE,
+                "tf.keras.mixed_precision.set_global_policy('mixed_bfloat16')",
+                ("float32",),
+                u_in=BF16_UNIT_ROUNDOFF,
+                accumulator="float32",
+                unsupported=KERAS_POLICY_REASON,
+            ),
+        )
+
+    def run_mode(self, problem: ConvProblem, mode: str) -> np.ndarray:
+        tf = self._framework()
+        if mode == ONEDNN_BF16_MODE and self.device == "cpu":
+            option = "auto_mixed_precision_onednn_bfloat16"
+            tf.config.optimizer.set_experimental_options({option: True})
+            try:
+                return self._execute(problem, graph=True)
+            finally:
+                tf.config.optimizer.set_experimental_options({option: False})
+        if mode == TF32_MODE and self.device == "cuda":
+            tf.config.experimental.enable_tensor_float_32_execution(True)
+            try:
+                return self._execute(problem)
+            finally:
+                tf.config.experimental.enable_tensor_float_32_execution(False)
+        return super().run_mode(problem, mode)
 
     def native_snippet(self, problem: ConvProblem) -> str:
         spec = problem.spec

@@ -9,6 +9,11 @@ Layouts are built in torch, on the device: channels_last is the `channels_last` 
 `channels_last_3d` memory format, and for 1-D (torch has no 3-D memory format) an NWC buffer viewed
 as (N, C, W), which torch runs as a channels-last 2-D convolution; strided is a sliced,
 axis-reversed view like `crosscheck.layouts.strided_view`.
+
+The backward pass: `vjp` is autograd (`torch.autograd.grad`) through the same call as `run`;
+`conv_transpose` is `F.conv_transpose1d/2d/3d` with the weight as it is (torch's transposed layout
+(in_channels, out_channels/groups, *kernel) is the forward weight's). Its `padding=` is one int per
+dimension, so asymmetric pads pass their common part and the output is cropped (`transposed_args`).
 """
 
 from __future__ import annotations
@@ -20,8 +25,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from crosscheck.backends.base import Backend, BackendUnavailable, Capabilities
-from crosscheck.dtypes import FLOAT_DTYPES, INT_DTYPES, dtype_info
+from crosscheck.backends.base import Backend, BackendUnavailable, Capabilities, PrecisionMode
+from crosscheck.dtypes import (
+    BF16_UNIT_ROUNDOFF,
+    COMPLEX_DTYPES,
+    FLOAT_DTYPES,
+    INT_DTYPES,
+    TF32_UNIT_ROUNDOFF,
+    dtype_info,
+)
 from crosscheck.problem import ConvProblem, ConvSpec
 from crosscheck.reproducer import problem_code
 
@@ -39,6 +51,16 @@ CUDA_INT_REASON = (
     "not measured (no GPU where this adapter was written): torch's CUDA convolutions have no "
     "integer kernels, so int32/int64 are left out on cuda until a GPU run shows otherwise"
 )
+BACKWARD_COMPLEX_REASON = "crosscheck's gradient and transposed-convolution references are real-valued"
+CUDA_COMPLEX_REASON = (
+    "not measured on a GPU: on the CPU torch computes complex convolutions by the 3M (Gauss) method "
+    "from three real ones (measured bit for bit); complex64/complex128 are left out on cuda until a GPU run"
+)
+
+# Reduced-precision modes (property `precision_modes`); measured with torch 2.13.0 on the CPU.
+AUTOCAST_MODES = {"autocast-bfloat16": "bfloat16", "autocast-float16": "float16"}
+MKLDNN_MODES = {"mkldnn-fp32-bf16": ("bf16", BF16_UNIT_ROUNDOFF), "mkldnn-fp32-tf32": ("tf32", TF32_UNIT_ROUNDOFF)}
+CUDNN_TF32_MODE = "cudnn-allow_tf32"
 
 
 # Combinations torch refuses: name -> (the feature as the record shows it, does a spec use it?).
@@ -101,7 +123,8 @@ def to_numpy(t: torch.Tensor, dtype: str) -> np.ndarray:
 
     t = t.detach().cpu().contiguous()
     if t.dtype == torch.bfloat16:
-        return t.view(torch.int16).numpy().view(dtype_info(dtype).numpy)
+        # The tensor's own dtype decides: under autocast a float32 problem comes back in bfloat16.
+        return t.view(torch.int16).numpy().view(dtype_info("bfloat16").numpy)
     return t.numpy()
 
 
@@ -137,6 +160,60 @@ def split_pads(spec: ConvSpec) -> tuple[tuple[int, ...], list[int]]:
     return common, extra
 
 
+@functools.cache
+def backward_refusal(kind: str, dtype: str) -> str | None:
+    """What torch raises for a tiny `kind` ("gradients" or "transposed") call in `dtype`, or None."""
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.zeros(1, 1, 4, dtype=getattr(torch, dtype))
+    try:
+        if kind == "gradients":
+            x.requires_grad_()
+            torch.autograd.grad(F.conv1d(x, x.detach()[..., :2]).sum(), x)
+        else:
+            F.conv_transpose1d(x, x[..., :2], stride=2)
+    except RuntimeError as exc:
+        return f"torch raises {type(exc).__name__}: {str(exc).splitlines()[0]}"
+    return None
+
+
+@functools.cache
+def backward_sums(kind: str, dtype: str, device: str = "cpu") -> str | None:
+    """The reason naming the known findings if torch keeps `kind`'s float16/bfloat16 sums in that type
+    (see crosscheck.backward.narrow_sum_errors), else None."""
+    import torch
+
+    from crosscheck.accumulation import narrow_sum_errors, narrow_sum_finding
+
+    if device == "cuda" and not torch.cuda.is_available():
+        return None  # nothing to measure: such a backend is unavailable (check_available says why)
+    b = TorchBackend(device)
+    if kind == "gradients":
+        wrong = narrow_sum_errors(dtype, "channels_first", vjp=b.vjp)
+    else:
+        wrong = narrow_sum_errors(dtype, "channels_first", conv_transpose=b.conv_transpose)
+    return narrow_sum_finding("torch", "torch", dtype, wrong)
+
+
+def transposed_args(spec: ConvSpec) -> tuple[tuple[int, ...], tuple[int, ...], tuple[slice, ...]]:
+    """(padding, output_padding, crop) for F.conv_transpose*d to give `spec`'s transposed convolution.
+
+    torch's output is the full transposed convolution from position p on, output_padding positions
+    longer at the end: with p = min(lo, hi), the crop starts at lo − p. Symmetric pads need no crop and
+    pass crosscheck's output_padding (every value in [0, stride)) unchanged.
+    """
+    from crosscheck.backward import output_padding
+
+    padding, extra, crop = [], [], []
+    for n, (lo, hi), op in zip(spec.in_size, spec.pads, output_padding(spec)):
+        p = min(lo, hi)
+        padding.append(p)
+        extra.append(op if lo >= hi else max(0, op - (hi - lo)))
+        crop.append(slice(lo - p, lo - p + n))
+    return tuple(padding), tuple(extra), tuple(crop)
+
+
 class TorchBackend(Backend):
     name = "torch"
     framework = "torch"
@@ -153,10 +230,11 @@ class TorchBackend(Backend):
         _pin_precision()
 
     def capabilities(self) -> Capabilities:
-        dtypes = FLOAT_DTYPES + (INT_DTYPES if self.device == "cpu" else ())
+        dtypes = FLOAT_DTYPES + (INT_DTYPES + COMPLEX_DTYPES if self.device == "cpu" else ())
         unsupported = [("padding SAME_LOWER", SAME_LOWER_REASON)]
         if self.device == "cuda":
             unsupported.append(("dtype int32/int64 on cuda", CUDA_INT_REASON))
+            unsupported.append(("dtype complex64/complex128 on cuda", CUDA_COMPLEX_REASON))
         for case, (feature, _) in COMBINATIONS.items():
             why = refusal(case)
             if why and (case != "int32_dilation" or "int32" in dtypes):
@@ -167,6 +245,30 @@ class TorchBackend(Backend):
             layouts=("channels_first", "channels_last", "strided"),
             unsupported=tuple(unsupported),
             constraints=(_refused_combinations,),
+            gradients=self._backward_space("gradients", dtypes),
+            transposed=self._backward_space("transposed", dtypes),
+            complex_method="3m",  # ATen's complex convolution: three real ones (Gauss), measured bit for bit
+        )
+
+    def _backward_space(self, kind: str, dtypes: tuple[str, ...]) -> Capabilities:
+        """The forward problems whose gradients / transposed convolution torch computes here."""
+        real = [d for d in dtypes if d in FLOAT_DTYPES + INT_DTYPES]
+        refused = {d: why for d in real if (why := backward_refusal(kind, d) or backward_sums(kind, d, self.device))}
+        unsupported = [(f"dtype {d}", why) for d, why in refused.items()]
+        unsupported += [(f"dtype {d}", BACKWARD_COMPLEX_REASON) for d in dtypes if d not in real]
+        if kind == "gradients":
+            return Capabilities(
+                dtypes=tuple(d for d in real if d not in refused),
+                padding=("explicit", *_NAMED),
+                layouts=("channels_first", "channels_last", "strided"),
+                unsupported=(("padding SAME_LOWER", SAME_LOWER_REASON), *unsupported),
+                constraints=(_refused_combinations,),
+            )
+        # conv_transpose takes only int pads, so every mode goes in as the pads crosscheck resolves.
+        return Capabilities(
+            dtypes=tuple(d for d in real if d not in refused),
+            layouts=("channels_first", "channels_last", "strided"),
+            unsupported=tuple(unsupported),
         )
 
     def precision_flags(self) -> dict[str, Any]:
@@ -213,6 +315,109 @@ class TorchBackend(Backend):
         if self.device == "cuda":
             torch.cuda.synchronize()  # surface asynchronous kernel errors here, not in a later call
         return to_numpy(y, spec.dtype)
+
+    # ---- reduced-precision modes (property `precision_modes`) ----------------------------------
+
+    def precision_modes(self) -> tuple[PrecisionMode, ...]:
+        modes = [
+            PrecisionMode(
+                name,
+                f"torch.autocast({self.device!r}, dtype=torch.{dt}): float32 convolutions run in {dt}, "
+                f"the result comes back in {dt}",
+                ("float32",),
+                u_in=dtype_info(dt).unit_roundoff,
+                accumulator="float32",
+                output_dtype=dt,
+            )
+            for name, dt in AUTOCAST_MODES.items()
+        ]
+        modes += [
+            PrecisionMode(
+                name,
+                f'torch.backends.mkldnn.conv.fp32_precision = "{flag}": oneDNN may round float32 inputs to '
+                f"{flag} (on CPUs with the instructions for it)",
+                ("float32",),
+                u_in=u_in,
+                accumulator="float32",
+                unsupported=None if self.device == "cpu" else "a oneDNN (CPU) setting",
+            )
+            for name, (flag, u_in) in MKLDNN_MODES.items()
+        ]
+        modes.append(
+            PrecisionMode(
+                CUDNN_TF32_MODE,
+                "torch.backends.cudnn.allow_tf32 = True (PyTorch's default on CUDA): cuDNN may round float32 "
+                "inputs to TF32",
+                ("float32",),
+                u_in=TF32_UNIT_ROUNDOFF,
+                accumulator="float32",
+                unsupported=None if self.device == "cuda" else "cuDNN runs on CUDA devices only",
+            )
+        )
+        return tuple(modes)
+
+    def run_mode(self, problem: ConvProblem, mode: str) -> np.ndarray:
+        import torch
+
+        _pin_precision()
+        if mode in AUTOCAST_MODES:
+            with torch.autocast(self.device, dtype=getattr(torch, AUTOCAST_MODES[mode])):
+                return self.run(problem)
+        conv = getattr(torch.backends.mkldnn, "conv", None)  # the fp32_precision API is torch >= 2.9
+        if mode in MKLDNN_MODES and self.device == "cpu" and conv is not None:
+            conv.fp32_precision = MKLDNN_MODES[mode][0]
+            try:
+                return self.run(problem)
+            finally:
+                conv.fp32_precision = "ieee"
+        if mode == CUDNN_TF32_MODE and self.device == "cuda":
+            torch.backends.cudnn.allow_tf32 = True
+            try:
+                return self.run(problem)
+            finally:
+                torch.backends.cudnn.allow_tf32 = False
+        return super().run_mode(problem, mode)
+
+    def vjp(self, problem: ConvProblem, cotangent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+        import torch.nn.functional as F
+
+        _pin_precision()
+        spec = problem.spec
+        x0 = with_layout(to_torch(problem.x, self.device), spec.layout).requires_grad_()
+        w = with_layout(to_torch(problem.w, self.device), spec.layout).requires_grad_()
+        x = x0
+        padding: str | tuple[int, ...]
+        if isinstance(spec.padding, str):
+            padding = _NAMED[spec.padding]
+        else:
+            padding, extra = split_pads(spec)
+            if any(extra):
+                x = F.pad(x0, extra)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Using padding='same' with even kernel", UserWarning)
+            y = getattr(F, f"conv{spec.rank}d")(x, w, None, spec.stride, padding, spec.dilation, spec.groups)
+            gx, gw = torch.autograd.grad(y, (x0, w), to_torch(cotangent, self.device))
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+        return to_numpy(gx, spec.dtype), to_numpy(gw, spec.dtype)
+
+    def conv_transpose(self, problem: ConvProblem, g: np.ndarray) -> np.ndarray:
+        import torch
+        import torch.nn.functional as F
+
+        _pin_precision()
+        spec = problem.spec
+        gt = with_layout(to_torch(g, self.device), spec.layout)
+        w = with_layout(to_torch(problem.w, self.device), spec.layout)
+        padding, extra, crop = transposed_args(spec)
+        transposed = getattr(F, f"conv_transpose{spec.rank}d")
+        with torch.no_grad():
+            # Argument order: (input, weight, bias, stride, padding, output_padding, groups, dilation).
+            y = transposed(gt, w, None, spec.stride, padding, extra, spec.groups, spec.dilation)
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+        return np.ascontiguousarray(to_numpy(y, spec.dtype)[(slice(None), slice(None), *crop)])
 
     def native_snippet(self, problem: ConvProblem) -> str | None:
         spec = problem.spec

@@ -1,12 +1,14 @@
 """The oracle of the oracles: the element-wise-sum definition as a plain loop in exact arithmetic.
 
 Every float is converted to a Fraction (exactly), every product and sum is exact, and only the
-final answer is rounded (to a float64 pair). Slow; meant for small problems in the project's tests.
+final answer is rounded (to a float64 pair). Complex values are pairs of Fractions multiplied by
+the textbook rule. Slow; meant for small problems in the project's tests.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from fractions import Fraction
 
 import numpy as np
@@ -15,40 +17,56 @@ from crosscheck.dtypes import dtype_info
 from crosscheck.problem import ConvProblem
 from crosscheck.reference.result import ReferenceResult
 
+Exact = tuple[Fraction, Fraction]  # (real, imaginary)
+
+
+def _exact(v: complex) -> Exact:
+    return Fraction(float(v.real)), Fraction(float(v.imag))
+
+
+def _rounded(total: Fraction) -> tuple[float, float]:
+    hi = float(total)
+    return hi, float(total - Fraction(hi))
+
 
 def direct(problem: ConvProblem) -> ReferenceResult:
     spec = problem.spec
-    is_float = dtype_info(spec.dtype).is_float
-    xp = np.pad(problem.x.astype(np.float64 if is_float else np.int64), [(0, 0), (0, 0), *spec.pads])
-    w = problem.w.astype(np.float64 if is_float else np.int64)
+    info = dtype_info(spec.dtype)
+    is_float, is_complex = info.is_float, info.is_complex
+    work = np.complex128 if is_complex else np.float64 if is_float else np.int64
+    xp = np.pad(problem.x.astype(work), [(0, 0), (0, 0), *spec.pads])
+    w = problem.w.astype(work)
     cin_g = spec.in_channels // spec.groups
     cout_g = spec.out_channels // spec.groups
-    value = np.zeros(spec.y_shape, dtype=np.float64 if is_float else np.int64)
-    low = np.zeros(spec.y_shape)
+    value = np.zeros(spec.y_shape, dtype=np.float64 if is_float and not is_complex else work)
+    low = np.zeros(spec.y_shape, dtype=value.dtype)
     magnitude = np.zeros(spec.y_shape)
     for n, o in itertools.product(range(spec.batch), range(spec.out_channels)):
         g = o // cout_g
         for m in itertools.product(*(range(k) for k in spec.out_size)):
-            total: Fraction | int = Fraction(0) if is_float else 0
-            mag = Fraction(0)
+            re, im, total_int, mag = Fraction(0), Fraction(0), 0, 0.0
             for c in range(cin_g):
                 for u in itertools.product(*(range(k) for k in spec.kernel)):
                     pos = tuple(mi * s + ui * d for mi, s, ui, d in zip(m, spec.stride, u, spec.dilation))
                     a = xp[(n, g * cin_g + c) + pos]
                     b = w[(o, c) + u]
-                    if is_float:
-                        prod = Fraction(float(a)) * Fraction(float(b))
-                    else:
-                        prod = int(a) * int(b)  # type: ignore[assignment]
-                    total += prod
-                    mag += abs(prod)
+                    if not is_float:
+                        total_int += int(a) * int(b)
+                        mag += abs(float(a) * float(b))
+                        continue
+                    (ar, ai), (br, bi) = _exact(complex(a)), _exact(complex(b))
+                    re += ar * br - ai * bi
+                    im += ar * bi + ai * br
+                    # |a|·|b| in float64 (moduli are irrational in general): only the bound's scale.
+                    mag += math.hypot(float(ar), float(ai)) * math.hypot(float(br), float(bi))
             idx = (n, o) + m
-            if is_float:
-                hi = float(total)
-                value[idx] = hi
-                low[idx] = float(total - Fraction(hi))
+            if not is_float:
+                value[idx] = total_int
+            elif is_complex:
+                (re_hi, re_lo), (im_hi, im_lo) = _rounded(re), _rounded(im)
+                value[idx], low[idx] = complex(re_hi, im_hi), complex(re_lo, im_lo)
             else:
-                value[idx] = int(total)
-            magnitude[idx] = float(mag)
-    bound = np.zeros(spec.y_shape) + (2.0**-1074 if is_float else 0.0)
+                value[idx], low[idx] = _rounded(re)
+            magnitude[idx] = mag
+    bound = np.zeros(spec.y_shape) + (0.0 if not is_float else 2.0**-1073 if is_complex else 2.0**-1074)
     return ReferenceResult(value, low if is_float else None, magnitude, bound, "direct")

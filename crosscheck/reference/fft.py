@@ -22,7 +22,7 @@ def _dilated(wg: np.ndarray, dilation: tuple[int, ...]) -> np.ndarray:
     rank = len(dilation)
     k = wg.shape[-rank:]
     eff = tuple((ki - 1) * d + 1 for ki, d in zip(k, dilation))
-    out = np.zeros(wg.shape[:-rank] + eff)
+    out = np.zeros(wg.shape[:-rank] + eff, dtype=wg.dtype)
     out[(...,) + tuple(slice(None, None, d) for d in dilation)] = wg
     return out
 
@@ -34,11 +34,19 @@ def fft(problem: ConvProblem) -> ReferenceResult:
     xg = grouped_input(problem.x, spec)  # (N, G, Cg, *P)
     wg = _dilated(grouped_weight(problem.w, spec), spec.dilation)  # (G, Og, Cg, *eff)
     size = xg.shape[-rank:]
-    xf = np.fft.rfftn(xg, s=size, axes=axes)
-    wf = np.fft.rfftn(wg, s=size, axes=axes)
-    # Correlation, not convolution: the filter's spectrum is conjugated.
-    yf = np.einsum("ngc...,goc...->ngo...", xf, np.conj(wf))
-    full = np.fft.irfftn(yf, s=size, axes=axes)
+    full: np.ndarray
+    if np.iscomplexobj(xg):
+        # The CNN's correlation does not conjugate w: its spectrum is that of w reversed, W[−k],
+        # which for complex w is conj(FFT(conj(w)))[k] (for real w simply conj(W[k])).
+        xf = np.fft.fftn(xg, s=size, axes=axes)
+        wf = np.fft.fftn(np.conj(wg), s=size, axes=axes)
+        full = np.fft.ifftn(np.einsum("ngc...,goc...->ngo...", xf, np.conj(wf)), s=size, axes=axes)
+    else:
+        xf = np.fft.rfftn(xg, s=size, axes=axes)
+        wf = np.fft.rfftn(wg, s=size, axes=axes)
+        # Correlation, not convolution: the filter's spectrum is conjugated.
+        yf = np.einsum("ngc...,goc...->ngo...", xf, np.conj(wf))
+        full = np.fft.irfftn(yf, s=size, axes=axes)
     index = tuple(slice(0, (n - 1) * s + 1, s) for n, s in zip(spec.out_size, spec.stride))
     y = ungroup(full[(...,) + index])
 
@@ -54,9 +62,9 @@ def normwise_bound(problem: ConvProblem, u: float) -> np.ndarray:
     wg = _dilated(grouped_weight(problem.w, spec), spec.dilation)
     e_f = normwise_fft_factor(math.prod(xg.shape[-rank:]), u)
     red = tuple(range(3, 3 + rank))
-    x2 = np.sqrt(np.sum(xg**2, axis=red))  # (N, G, Cg)
+    x2 = np.sqrt(np.sum(np.abs(xg) ** 2, axis=red))  # (N, G, Cg)
     x1 = np.sum(np.abs(xg), axis=red)
-    w2 = np.sqrt(np.sum(wg**2, axis=red))  # (G, Og, Cg)
+    w2 = np.sqrt(np.sum(np.abs(wg) ** 2, axis=red))  # (G, Og, Cg)
     w1 = np.sum(np.abs(wg), axis=red)
     per_pair = (2 * e_f + 3 * u) * np.einsum("ngc,goc->ngo", x2, w1) + e_f * np.einsum("ngc,goc->ngo", x1, w2)
     # Second-order terms (products of two error factors) are covered by the trailing factor.

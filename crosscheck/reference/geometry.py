@@ -9,15 +9,22 @@ import numpy as np
 from crosscheck.problem import ConvSpec
 
 
-def grouped_input(x: np.ndarray, spec: ConvSpec, dtype: type = np.float64) -> np.ndarray:
-    """Zero-padded input as (N, G, C_in/G, *padded_size) in `dtype`."""
+def work_dtype(a: np.ndarray) -> type:
+    """float64, or complex128 for complex arrays: where the reference views compute."""
+    return np.complex128 if np.iscomplexobj(a) else np.float64
+
+
+def grouped_input(x: np.ndarray, spec: ConvSpec, dtype: type | None = None) -> np.ndarray:
+    """Zero-padded input as (N, G, C_in/G, *padded_size) in `dtype` (default: `work_dtype(x)`)."""
+    dtype = dtype or work_dtype(x)
     xp: np.ndarray = np.pad(x.astype(dtype), [(0, 0), (0, 0), *spec.pads])
     n, c = xp.shape[:2]
     return xp.reshape(n, spec.groups, c // spec.groups, *xp.shape[2:])
 
 
-def grouped_weight(w: np.ndarray, spec: ConvSpec, dtype: type = np.float64) -> np.ndarray:
-    """Weight as (G, C_out/G, C_in/G, *kernel) in `dtype`."""
+def grouped_weight(w: np.ndarray, spec: ConvSpec, dtype: type | None = None) -> np.ndarray:
+    """Weight as (G, C_out/G, C_in/G, *kernel) in `dtype` (default: `work_dtype(w)`)."""
+    dtype = dtype or work_dtype(w)
     o = w.shape[0]
     return w.astype(dtype).reshape(spec.groups, o // spec.groups, *w.shape[1:])
 

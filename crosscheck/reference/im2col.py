@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from crosscheck.bounds import F64_U, gamma
+from crosscheck.bounds import F64_U, accumulation_factor, gamma
 from crosscheck.problem import ConvProblem
 from crosscheck.reference.geometry import grouped_input, grouped_weight, kernel_offsets, ungroup, window
 from crosscheck.reference.result import ReferenceResult
@@ -28,6 +28,10 @@ def im2col(problem: ConvProblem) -> ReferenceResult:
     y = np.einsum("gok,ngkp->ngop", rows, cols, optimize=True)
     m = np.einsum("gok,ngkp->ngop", np.abs(rows), np.abs(cols), optimize=True)
     shape = (spec.batch, spec.groups, spec.out_channels // spec.groups, *spec.out_size)
-    magnitude = ungroup(m.reshape(shape)) * (1 + gamma(spec.terms + 1, F64_U))
-    # A float64 dot product of K terms: |error| ≤ γ_K(u)·|x|ᵀ|w| (Higham §3.1), products included.
-    return ReferenceResult(ungroup(y.reshape(shape)), None, magnitude, gamma(spec.terms, F64_U) * magnitude, "im2col")
+    slack = (1 + gamma(spec.terms + 1, F64_U)) * (1 + 4 * F64_U if np.iscomplexobj(cols) else 1)
+    magnitude = ungroup(m.reshape(shape)) * slack
+    # A float64 dot product of K terms: |error| ≤ γ_K(u)·|x|ᵀ|w| (Higham §3.1), products included;
+    # complex: the any-order complex bound (crosscheck.bounds).
+    method = "conventional" if np.iscomplexobj(cols) else None
+    bound = accumulation_factor(spec.terms, F64_U, complex_method=method) * magnitude
+    return ReferenceResult(ungroup(y.reshape(shape)), None, magnitude, bound, "im2col")

@@ -11,8 +11,9 @@ import numpy as np
 class ReferenceResult:
     """y ≈ `value` + `low` (float64 pair, canonical layout), with |value + low − exact| ≤ `error_bound`.
 
-    `magnitude` is M = |x| ⋆ |w| per output element, the scale the error bound needs.
-    Integer problems carry exact int64 `value`s and a zero bound.
+    `magnitude` is M = |x| ⋆ |w| per output element, the scale the error bound needs (moduli for
+    complex problems, whose `value` and `low` are complex128). Integer problems carry exact int64
+    `value`s and a zero bound.
     """
 
     value: np.ndarray
@@ -22,10 +23,12 @@ class ReferenceResult:
     method: str
 
     def distance(self, actual: np.ndarray) -> np.ndarray:
-        """|actual − y| in float64, using the low part so float64 results are measured faithfully."""
+        """|actual − y| in float64 (the modulus for complex), using the low part so float64 results
+        are measured faithfully."""
         if self.value.dtype.kind in "iu" and actual.dtype.kind in "iu":
             return np.asarray(np.abs(actual.astype(np.int64) - self.value), dtype=np.float64)
-        a = np.asarray(actual, dtype=np.float64)
+        complex_ = np.iscomplexobj(actual) or np.iscomplexobj(self.value)
+        a = np.asarray(actual, dtype=np.complex128 if complex_ else np.float64)
         d = a - self.value
         if self.low is not None:
             d = d - self.low
@@ -33,6 +36,6 @@ class ReferenceResult:
 
     @property
     def approx(self) -> np.ndarray:
-        """The reference as one float64 array (rounded once if a low part exists)."""
-        v = self.value.astype(np.float64)
+        """The reference as one float64 (complex128) array, rounded once if a low part exists."""
+        v = self.value.astype(np.complex128 if np.iscomplexobj(self.value) else np.float64)
         return v if self.low is None else v + self.low

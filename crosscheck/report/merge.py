@@ -21,7 +21,7 @@ from crosscheck.errors import CrosscheckError
 from crosscheck.record import SCHEMA_VERSION, summarize
 
 # Worst first: a failure in any shard makes the merged result fail.
-STATUS_ORDER = ("failed", "error", "interrupted", "passed", "expected_failure", "unsupported")
+STATUS_ORDER = ("failed", "error", "interrupted", "passed", "expected_failure", "skipped", "unsupported")
 
 _SUMMED = ("examples", "exact_examples", "zero_error", "below", "above")
 
@@ -100,10 +100,14 @@ def _merge_results(shards: list[tuple[str, dict[str, Any]]]) -> list[dict[str, A
         examples = sum(r["examples"] for r in rs)
         duration = sum(float(r.get("duration_s") or 0.0) for r in rs)
         dtypes: dict[str, list[dict[str, Any]]] = {}
+        modes: dict[str, dict[str, list[dict[str, Any]]]] = {}
         features: dict[str, int] = {}
         for r in rs:
             for d, s in r["by_dtype"].items():
                 dtypes.setdefault(d, []).append(s)
+            for m, by_dtype in (r.get("by_mode") or {}).items():
+                for d, s in by_dtype.items():
+                    modes.setdefault(m, {}).setdefault(d, []).append(s)
             for k, n in (r.get("features") or {}).items():
                 features[k] = features.get(k, 0) + int(n)
         reasons = list(dict.fromkeys(r["reason"] for r in rs if r.get("reason")))
@@ -120,6 +124,10 @@ def _merge_results(shards: list[tuple[str, dict[str, Any]]]) -> list[dict[str, A
                 "examples_per_second": round(examples / duration, 2) if duration > 0 else None,
                 "features": dict(sorted(features.items())),
                 "by_dtype": {d: _merge_dtype(ss, f"{backend}/{prop}/{d}") for d, ss in sorted(dtypes.items())},
+                "by_mode": {
+                    m: {d: _merge_dtype(ss, f"{backend}/{prop}/{m}/{d}") for d, ss in sorted(ds.items())}
+                    for m, ds in sorted(modes.items())
+                },
                 "failures": _union_failures(((label, r["failures"]) for label, r in entries), tag),
                 "known_findings": _union_findings(entries),
                 "shards": [label for label, _ in entries],

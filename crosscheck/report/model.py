@@ -5,14 +5,17 @@ Nothing here runs a backend or the reference: every number comes from the record
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
-from crosscheck.dtypes import FLOAT_DTYPES, INT_DTYPES
+from crosscheck.dtypes import COMPLEX_DTYPES, FLOAT_DTYPES, INT_DTYPES
 from crosscheck.stats import HIST_BINS
 
-DTYPE_ORDER = FLOAT_DTYPES + INT_DTYPES
+DTYPE_ORDER = FLOAT_DTYPES + INT_DTYPES + COMPLEX_DTYPES
+# The dtypes whose error-to-bound ratios are charted (integers are always exact).
+RATIO_DTYPES = FLOAT_DTYPES + COMPLEX_DTYPES
 
 
 @dataclass
@@ -85,6 +88,7 @@ class FailureView:
     framework: str
     shard: str | None
     anchor: str
+    kind: str = "mismatch"  # mismatch | exception | crash | hang (records before isolation: mismatch)
 
 
 def _backend_index(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -119,6 +123,8 @@ def _unsupported_reason(backend: dict[str, Any] | None, dtype: str) -> str | Non
 def _cell(result: dict[str, Any], backend: dict[str, Any] | None, dtype: str) -> Cell:
     if result["status"] == "unsupported":
         return Cell("unsupported", reason=result.get("reason") or "not applicable to this backend")
+    if result["status"] == "skipped":
+        return Cell("none", reason=result.get("reason") or "not run")
     reason = _unsupported_reason(backend, dtype)
     if reason:
         return Cell("unsupported", reason=reason)
@@ -179,7 +185,7 @@ def distributions(record: dict[str, Any]) -> dict[str, list[Dist]]:
     medians: dict[tuple[str, str], list[float]] = {}
     for r in record["results"]:
         for dtype, s in r["by_dtype"].items():
-            if dtype not in FLOAT_DTYPES or not s.get("examples"):
+            if dtype not in RATIO_DTYPES or not s.get("examples"):
                 continue
             hist = list(s["histogram"])
             d = out.setdefault(dtype, {}).setdefault(r["backend"], Dist(r["backend"], dtype, [0] * len(hist)))
@@ -196,14 +202,14 @@ def distributions(record: dict[str, Any]) -> dict[str, list[Dist]]:
                 medians.setdefault((r["backend"], dtype), []).append(float(s["expected_ratio_median"]))
         for f in r["failures"]:
             dtype = _dtype_of(f)
-            if dtype in FLOAT_DTYPES:
+            if dtype in RATIO_DTYPES:
                 bins = [len(s["histogram"]) for s in r["by_dtype"].values()]
                 empty = Dist(r["backend"], dtype, [0] * (bins[0] if bins else HIST_BINS))
                 d = out.setdefault(dtype, {}).setdefault(r["backend"], empty)
                 d.failed += 1
     for (backend, dtype), values in medians.items():
         out[dtype][backend].expected = statistics.median(values)
-    return {d: list(out[d].values()) for d in FLOAT_DTYPES if d in out}
+    return {d: list(out[d].values()) for d in RATIO_DTYPES if d in out}
 
 
 def _spec_rows(spec: dict[str, Any]) -> list[tuple[str, str]]:
@@ -244,6 +250,7 @@ def failures(record: dict[str, Any]) -> list[FailureView]:
                     str((backends.get(r["backend"]) or {}).get("framework") or r["backend"]),
                     f.get("shard"),
                     f"failure-{len(out) + 1}",
+                    str(f.get("kind") or "mismatch"),
                 )
             )
     pw = record.get("pairwise") or {}
@@ -316,3 +323,59 @@ def property_verdicts(record: dict[str, Any], prop: str) -> list[tuple[str, str,
     return [
         (r["backend"], r["status"], r.get("reason"), r["examples"]) for r in record["results"] if r["property"] == prop
     ]
+
+
+@dataclass
+class ModeRow:
+    """One precision mode of one backend: what it is, and what property precision_modes saw of it."""
+
+    backend: str
+    mode: str
+    description: str
+    model: str
+    status: str  # passed | failed | not run | unsupported (offered elsewhere, with `reason`)
+    reason: str | None = None
+    stats: list[tuple[str, int, int, float | None]] = field(default_factory=list)  # dtype, examples, exact, max
+
+
+def _mode_model(m: dict[str, Any]) -> str:
+    u_in = m.get("u_in") or 0.0
+    parts = [f"inputs rounded to u = 2^{round(math.log2(u_in))}" if u_in else "inputs as given"]
+    parts.append(f"sums in {m.get('accumulator') or 'the default accumulator'}")
+    out = m.get("output_rounding") or m.get("output_dtype")
+    if out:
+        parts.append(f"result rounded to {out}")
+    return ", ".join(parts)
+
+
+def precision_modes(record: dict[str, Any]) -> list[ModeRow]:
+    """The default mode and every declared precision mode per backend, with property precision_modes' results."""
+    results = {r["backend"]: r for r in record["results"] if r["property"] == "precision_modes"}
+    rows: list[ModeRow] = []
+    for b in record["backends"]:
+        r = results.get(b["name"])
+        if not b.get("available") or r is None:
+            continue
+        by_mode = r.get("by_mode") or {}
+        failed_modes = {
+            ((f.get("problem") or {}).get("meta") or {}).get("precision_mode", "default") for f in r["failures"]
+        }
+        declared = [{"name": "default", "description": "the adapter's pinned default (float32 bound)"}]
+        declared += list(b.get("precision_modes") or [])
+        for m in declared:
+            name = m["name"]
+            stats = [
+                (d, int(s.get("examples", 0)), int(s.get("exact_examples", 0)), s.get("max_ratio"))
+                for d, s in sorted((by_mode.get(name) or {}).items())
+            ]
+            if m.get("unsupported"):
+                status, reason = "unsupported", str(m["unsupported"])
+            elif name in failed_modes:
+                status, reason = "failed", None
+            elif stats:
+                status, reason = "passed", None
+            else:
+                status, reason = "none", r.get("reason") or "no example of this mode was drawn"
+            model = "the backend's own bound" if name == "default" else _mode_model(m)
+            rows.append(ModeRow(b["name"], name, str(m.get("description", "")), model, status, reason, stats))
+    return rows

@@ -129,6 +129,8 @@ def build_context(record: dict[str, Any]) -> dict[str, Any]:
         "backends": [b for b in view["backends"] if b["available"]],
         "properties": view["run"].get("properties") or {},
         "crosscorrelation": model.property_verdicts(view, "is_cross_correlation"),
+        "conjugation": model.property_verdicts(view, "no_conjugation"),
+        "modes": model.precision_modes(view),
         "seed": {k: getattr(ex, k).tolist() for k in ("a", "b", "c", "b2", "corr2", "conv2")},
         "conventions": semantics.CONVENTIONS,
         "pad_examples": semantics.pad_examples(),

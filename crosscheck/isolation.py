@@ -1,0 +1,504 @@
+"""A backend behind a worker process, so that a crash or a hang in it cannot take crosscheck down.
+
+The worker is a fresh interpreter (never a fork: frameworks that started threads deadlock in a
+forked child, and a fork would also inherit whatever state a crash left behind). It builds the
+backend from a picklable factory, reports what the backend is and can do, then serves one call at
+a time over a pipe. The parent waits for each answer at most `timeout` seconds:
+
+- the pipe closes without an answer: the worker crashed (a segfault, an abort, `os._exit`); the
+  exit signal and the innermost Python frames, written by `faulthandler` to a log file, go into a
+  `WorkerDied("crash", ...)`;
+- no answer in time: the worker hung; its stack is dumped (SIGUSR1 to `faulthandler`), it is
+  killed, and `WorkerDied("hang", ...)` says where it was.
+
+The next call starts a new worker (unless `allow_restart` is off), so one bad example does not end
+the run. The worker is started with `subprocess` rather than `multiprocessing`'s spawn so that the
+parent's `__main__` is never re-imported in it (a user script calling the Python API without an
+`if __name__ == "__main__"` guard would otherwise run twice); the parent's `sys.path` is sent over.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import faulthandler
+import functools
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import weakref
+from collections.abc import Callable
+from dataclasses import replace
+from multiprocessing.connection import Connection, Pipe
+from typing import Any
+
+import numpy as np
+
+from crosscheck.backends.base import Backend, BackendUnavailable, Capabilities, PrecisionMode
+from crosscheck.errors import CrosscheckError
+from crosscheck.problem import ConvProblem, ConvSpec
+
+BackendFactory = Callable[[], Backend]
+
+DEFAULT_TIMEOUT_S = 60.0
+MIN_LOAD_TIMEOUT_S = 120.0  # for frameworks: importing and probing TensorFlow takes many seconds on a busy machine
+_CLOSE_GRACE_S = 2.0
+_DUMP_WAIT_S = 0.3  # time for faulthandler to write a hung worker's stack before it is killed
+_FRAMES = 3  # innermost frames quoted in a crash or hang message
+
+_BOOT = "from crosscheck.isolation import _worker_main; _worker_main()"
+_SPACES = ("gradients", "transposed")  # Capabilities fields that are Capabilities of their own
+
+
+class WorkerDied(Exception):
+    """The worker crashed (`kind` "crash") or hung (`kind` "hang") on the call it was making."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        self.kind = kind
+        super().__init__(message)
+
+
+class RemoteError(Exception):
+    """An exception the backend raised in the worker; subclasses carry the original type's name."""
+
+    remote_type = "Exception"
+
+
+_REMOTE_TYPES: dict[str, type[RemoteError]] = {}
+
+
+def _remote_exception(type_name: str, message: str, where: str) -> Exception:
+    # NotImplementedError is rebuilt as itself: it means "unsupported" to properties.run_backend.
+    if type_name == "NotImplementedError":
+        return NotImplementedError(message)
+    cls = _REMOTE_TYPES.get(type_name)
+    if cls is None:
+        # Named after the original so that messages read "backend raised ValueError: ...", and a
+        # subclass of it when it is a built-in exception, so `except ValueError` still catches it.
+        builtin = getattr(builtins, type_name, None)
+        bases: tuple[type, ...] = (RemoteError,)
+        if isinstance(builtin, type) and issubclass(builtin, Exception):
+            bases = (RemoteError, builtin)
+        try:
+            cls = type(type_name, bases, {"remote_type": type_name})
+            cls("probe")
+        except TypeError:  # a built-in with its own constructor (UnicodeDecodeError, ...): the name must do
+            cls = type(type_name, (RemoteError,), {"remote_type": type_name})
+        _REMOTE_TYPES[type_name] = cls
+    first = message.splitlines()[0] if message else ""
+    return cls(f"{first} ({where})" if where else first)
+
+
+# --------------------------------------------------------------------------------------------- worker
+
+
+def _innermost(tb: Any) -> str:
+    frames = traceback.extract_tb(tb)
+    if not frames:
+        return ""
+    f = frames[-1]
+    return f"at {os.path.basename(f.filename)}:{f.lineno} in {f.name}"
+
+
+def _exception_reply(exc: BaseException) -> tuple[str, str, str, str]:
+    if isinstance(exc, BackendUnavailable):
+        kind = "unavailable"
+    elif isinstance(exc, CrosscheckError):
+        kind = "usage"
+    else:
+        kind = "error"
+    return (kind, type(exc).__name__, str(exc), _innermost(exc.__traceback__))
+
+
+def _describe(backend: Backend) -> dict[str, Any]:
+    caps = backend.capabilities()
+    return {
+        "name": backend.name,
+        "framework": backend.framework,
+        "module": backend.module,
+        "description": backend.description,
+        "devices": tuple(backend.devices),
+        "device": backend.device,
+        "version": backend.version(),
+        "precision_flags": backend.precision_flags(),
+        # Constraints are often closures over the framework; the parent asks the worker instead.
+        "capabilities": replace(
+            caps,
+            constraints=(),
+            **{f: replace(sub, constraints=()) for f in _SPACES if (sub := getattr(caps, f)) is not None},
+        ),
+        "has_constraints": bool(caps.constraints),
+        # The backward passes' own spaces (Capabilities.gradients / .transposed) and their constraints.
+        "constrained_spaces": [f for f in _SPACES if (sub := getattr(caps, f)) is not None and sub.constraints],
+        "may_decline": backend.may_decline,
+        "precision_modes": tuple(backend.precision_modes()),
+    }
+
+
+def _worker_main() -> None:
+    """Entry point of the worker process; its pipe's file descriptor is the only argument."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    conn = Connection(int(sys.argv[1]))
+    try:
+        sys_path, factory_bytes, log_path = conn.recv()
+    except EOFError:
+        return
+    sys.path[:] = sys_path
+    log = open(log_path, "w", encoding="utf-8")
+    faulthandler.enable(file=log, all_threads=True)
+    if hasattr(signal, "SIGUSR1"):
+        faulthandler.register(signal.SIGUSR1, file=log, all_threads=True)
+    try:
+        backend: Backend = pickle.loads(factory_bytes)()
+        info = _describe(backend)
+        conn.send(("ready", info))
+    except BaseException as exc:  # noqa: BLE001 - SystemExit at import too: reported, not fatal
+        conn.send(("failed", *_exception_reply(exc)))
+        return
+    caps = backend.capabilities()
+    while True:
+        try:
+            op, arg = conn.recv()
+        except EOFError:
+            return
+        if op == "close":
+            return
+        try:
+            if op == "run":
+                value: Any = np.asarray(backend.run(arg))
+                if value.dtype == object:
+                    raise TypeError(f"returned {type(value.flat[0]).__name__ if value.size else 'an empty'} objects")
+            elif op == "refuses":
+                value = caps.refuses(arg)
+            elif op == "refuses_in":
+                space, spec = arg
+                value = getattr(caps, space).refuses(spec)
+            elif op == "vjp":
+                value = tuple(np.asarray(a) for a in backend.vjp(*arg))
+            elif op == "conv_transpose":
+                value = np.asarray(backend.conv_transpose(*arg))
+            elif op == "run_mode":
+                value = np.asarray(backend.run_mode(*arg))
+            elif op == "native_snippet":
+                value = backend.native_snippet(arg)
+            elif op == "reproducer":
+                value = backend.reproducer(*arg)
+            else:
+                raise ValueError(f"unknown request {op!r}")
+            conn.send(("ok", value))
+        except BaseException as exc:  # noqa: BLE001 - any exception of the backend is the parent's to judge
+            conn.send(("raised", *_exception_reply(exc)))
+
+
+# --------------------------------------------------------------------------------------------- parent
+
+
+def _signal_name(code: int) -> str:
+    try:
+        return signal.Signals(-code).name
+    except ValueError:
+        return f"signal {-code}"
+
+
+def _frames(log_path: str) -> tuple[str, list[str]]:
+    """The fatal error line and the innermost frames of the current thread from faulthandler's log."""
+    try:
+        with open(log_path, encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return "", []
+    fatal = next((ln for ln in lines if ln.startswith("Fatal Python error")), "")
+    start = next((i for i, ln in enumerate(lines) if ln.startswith("Current thread")), None)
+    if start is None:  # no current-thread block: take the first thread dumped
+        start = next((i for i, ln in enumerate(lines) if ln.startswith("Thread ")), None)
+    frames: list[str] = []
+    if start is not None:
+        for ln in lines[start + 1 :]:
+            if not ln.startswith("  File "):
+                break
+            frames.append(ln.strip())
+    return fatal, frames[:_FRAMES]
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(OSError):
+        proc.kill()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(_CLOSE_GRACE_S)
+
+
+class _Worker:
+    """One worker process and its pipe."""
+
+    def __init__(self, factory_bytes: bytes, label: str) -> None:
+        fd, self.log_path = tempfile.mkstemp(prefix="crosscheck-worker-", suffix=".log")
+        os.close(fd)
+        parent, child = Pipe(duplex=True)
+        self.conn = parent
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", _BOOT, str(child.fileno())],
+                pass_fds=(child.fileno(),),
+                stdin=subprocess.DEVNULL,
+                close_fds=True,
+            )
+        finally:
+            child.close()  # only the worker holds the other end now: its death closes the pipe
+        self.label = label
+        # A worker that died at once (a broken interpreter) is reported by the first call as a crash.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            self.conn.send((list(sys.path), factory_bytes, self.log_path))
+        # A worker left running by a parent that dies or forgets to close it is killed at exit.
+        self._finalizer = weakref.finalize(self, _cleanup, self.proc, self.conn, self.log_path)
+
+    def call(self, request: tuple[str, Any] | None, timeout: float | None, doing: str) -> Any:
+        """Send `request` (None: only wait, for the worker's first message) and return the answer."""
+        try:
+            if request is not None:
+                self.conn.send(request)
+            ready = self.conn.poll(timeout)
+        except (BrokenPipeError, ConnectionResetError, EOFError):
+            raise self._crashed(doing) from None
+        if not ready:
+            raise self._hung(timeout, doing)
+        try:
+            return self.conn.recv()
+        except (EOFError, ConnectionResetError, OSError):
+            raise self._crashed(doing) from None
+
+    def _crashed(self, doing: str) -> WorkerDied:
+        try:
+            code = self.proc.wait(_CLOSE_GRACE_S)
+        except subprocess.TimeoutExpired:  # closed its pipe but still running: finish it
+            _kill(self.proc)
+            code = self.proc.returncode
+        how = f"was killed by {_signal_name(code)}" if code < 0 else f"exited with code {code}"
+        fatal, frames = _frames(self.log_path)
+        text = f"{self.label} crashed: its worker process {how} while {doing}"
+        if fatal:
+            text += f" ({fatal})"
+        if frames:
+            text += "\n  innermost frames: " + " <- ".join(frames)
+        self.close(graceful=False)
+        return WorkerDied("crash", text)
+
+    def _hung(self, timeout: float | None, doing: str) -> WorkerDied:
+        if hasattr(signal, "SIGUSR1"):
+            with contextlib.suppress(OSError):
+                os.kill(self.proc.pid, signal.SIGUSR1)
+            time.sleep(_DUMP_WAIT_S)
+        _kill(self.proc)
+        _, frames = _frames(self.log_path)
+        text = f"{self.label} hung: no answer within the {timeout:g} s timeout while {doing}; the worker was killed"
+        if frames:
+            text += "\n  it was at: " + " <- ".join(frames)
+        self.close(graceful=False)
+        return WorkerDied("hang", text)
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None and not self.conn.closed
+
+    def close(self, graceful: bool = True) -> None:
+        if graceful and self.alive:
+            with contextlib.suppress(OSError, ValueError):
+                self.conn.send(("close", None))
+            try:
+                self.proc.wait(_CLOSE_GRACE_S)
+            except subprocess.TimeoutExpired:
+                pass
+        self._finalizer()
+
+
+def _cleanup(proc: subprocess.Popen[bytes], conn: Connection, log_path: str) -> None:
+    if proc.poll() is None:
+        _kill(proc)
+    with contextlib.suppress(OSError):
+        conn.close()
+    with contextlib.suppress(OSError):
+        os.unlink(log_path)
+
+
+class IsolatedBackend(Backend):
+    """`factory()`'s backend, run in a worker process with a per-call `timeout` (None: no limit).
+
+    Starting raises what building the backend raised in the worker: BackendUnavailable,
+    CrosscheckError (bad usage, e.g. a target that does not import), or WorkerDied if the worker
+    crashed or hung while loading (`load_timeout`, by default `timeout`). Each call (run, vjp, ...)
+    raises WorkerDied for a crash or hang, NotImplementedError if the backend declined the problem,
+    and a RemoteError subclass named after any other exception.
+    """
+
+    def __init__(
+        self,
+        factory: BackendFactory,
+        name: str,
+        *,
+        timeout: float | None = DEFAULT_TIMEOUT_S,
+        load_timeout: float | None = None,
+        reproducer: Callable[[str, ConvProblem], str] | None = None,
+    ) -> None:
+        # Backend.__init__ is not called: the worker's own backend checked its device.
+        self.name = name
+        self._reproducer = reproducer
+        self.timeout = timeout
+        # Loading may take longer than a call (TensorFlow imports and probes itself for seconds).
+        self.load_timeout = timeout if load_timeout is None else load_timeout
+        self.allow_restart = True
+        self.starts = 0
+        self.deaths: list[dict[str, str]] = []  # {"kind", "message"} of each crash or hang
+        try:
+            self._factory_bytes = pickle.dumps(factory)
+        except (pickle.PicklingError, TypeError, AttributeError) as exc:
+            raise CrosscheckError(
+                f"{name}: cannot run it in a worker process, it does not pickle ({exc}); "
+                "define it at module level, or turn isolation off"
+            ) from None
+        self._worker: _Worker | None = None
+        self._refusals: dict[ConvSpec, str | None] = {}
+        self._space_refusals: dict[tuple[str, ConvSpec], str | None] = {}
+        self._info = self._start()
+        self.framework = str(self._info["framework"])
+        self.module = str(self._info["module"])
+        self.description = str(self._info["description"])
+        self.devices = tuple(self._info["devices"])
+        self.device = str(self._info["device"])
+        self.may_decline = bool(self._info["may_decline"])
+        caps: Capabilities = self._info["capabilities"]
+        self._caps = replace(caps, constraints=(self._refuses,)) if self._info["has_constraints"] else caps
+        for space in self._info.get("constrained_spaces", ()):
+            sub = replace(getattr(caps, space), constraints=(functools.partial(self._refuses_in, space),))
+            self._caps = replace(self._caps, **{space: sub})
+
+    def _start(self) -> dict[str, Any]:
+        self.starts += 1
+        worker = _Worker(self._factory_bytes, self.name)
+        try:
+            reply = worker.call(None, self.load_timeout, "loading the backend")
+        except WorkerDied as exc:
+            self.deaths.append({"kind": exc.kind, "message": str(exc)})
+            raise
+        if reply[0] == "failed":
+            worker.close(graceful=False)
+            kind, type_name, message, where = reply[1:]
+            if kind == "unavailable":
+                raise BackendUnavailable(message)
+            if kind == "usage":
+                raise CrosscheckError(message)
+            raise _remote_exception(type_name, message, where)
+        self._worker = worker
+        info: dict[str, Any] = reply[1]
+        return info
+
+    def _call(self, op: str, arg: Any, doing: str) -> Any:
+        worker = self._worker
+        if worker is None or not worker.alive:
+            if not self.allow_restart:
+                raise WorkerDied("crash", f"{self.name}: its worker died earlier and is not restarted")
+            self._start()
+            worker = self._worker
+            assert worker is not None
+        try:
+            reply = worker.call((op, arg), self.timeout, doing)
+        except WorkerDied as exc:
+            self._worker = None
+            self.deaths.append({"kind": exc.kind, "message": str(exc)})
+            raise
+        if reply[0] == "raised":
+            raise _remote_exception(*reply[2:])
+        return reply[1]
+
+    def capabilities(self) -> Capabilities:
+        return self._caps
+
+    def _refuses(self, spec: ConvSpec) -> str | None:
+        if spec not in self._refusals:
+            reason: str | None = self._call("refuses", spec, "checking its capabilities")
+            self._refusals[spec] = reason
+        return self._refusals[spec]
+
+    def _refuses_in(self, space: str, spec: ConvSpec) -> str | None:
+        key = (space, spec)
+        if key not in self._space_refusals:
+            self._space_refusals[key] = self._call("refuses_in", key, "checking its capabilities")
+        return self._space_refusals[key]
+
+    def vjp(self, problem: ConvProblem, cotangent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        gx, gw = self._call("vjp", (problem, cotangent), "computing the gradients")
+        return gx, gw
+
+    def conv_transpose(self, problem: ConvProblem, g: np.ndarray) -> np.ndarray:
+        y: np.ndarray = self._call("conv_transpose", (problem, g), "running the transposed convolution")
+        return y
+
+    def run(self, problem: ConvProblem) -> np.ndarray:
+        y: np.ndarray = self._call("run", problem, "running the problem")
+        return y
+
+    def precision_modes(self) -> tuple[PrecisionMode, ...]:
+        modes: tuple[PrecisionMode, ...] = self._info.get("precision_modes", ())
+        return modes
+
+    def run_mode(self, problem: ConvProblem, mode: str) -> np.ndarray:
+        y: np.ndarray = self._call("run_mode", (problem, mode), f"running precision mode {mode}")
+        return y
+
+    def _courtesy(self, op: str, arg: Any) -> str | None:
+        # Snippets are a courtesy: never restart a dead worker (or fail a run) for one.
+        if self._worker is None or not self._worker.alive:
+            return None
+        try:
+            text: str | None = self._call(op, arg, "writing a snippet")
+        except Exception:  # noqa: BLE001
+            return None
+        return text
+
+    def native_snippet(self, problem: ConvProblem) -> str | None:
+        return self._courtesy("native_snippet", problem)
+
+    def reproducer(self, prop: str, problem: ConvProblem) -> str | None:
+        if self._reproducer is not None:
+            return self._reproducer(prop, problem)
+        return self._courtesy("reproducer", (prop, problem))
+
+    def version(self) -> str:
+        return str(self._info["version"])
+
+    def precision_flags(self) -> dict[str, Any]:
+        flags: dict[str, Any] = self._info["precision_flags"]
+        return flags
+
+    def check_available(self) -> None:
+        """Checked in the worker when it built the backend."""
+
+    def describe(self) -> dict[str, Any]:
+        out = super().describe()
+        out["name"] = self.name
+        out["isolation"] = {
+            "worker": "subprocess",
+            "timeout_s": self.timeout,
+            "starts": self.starts,
+            "crashes": sum(d["kind"] == "crash" for d in self.deaths),
+            "hangs": sum(d["kind"] == "hang" for d in self.deaths),
+        }
+        return out
+
+    @property
+    def died(self) -> bool:
+        return bool(self.deaths)
+
+    def close(self) -> None:
+        if self._worker is not None:
+            self._worker.close()
+            self._worker = None
+
+    def __enter__(self) -> IsolatedBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,171 @@
+"""The reference vector-Jacobian product of a convolution, straight from the definitions.
+
+With y[n, o, m] = Σ_c Σ_u x_pad[n, g·Cg + c, m·stride + u·dilation] · w[o, c, u] and a cotangent g
+shaped like y:
+
+    grad_x[n, g·Cg + c, i] = Σ_{o in group g} Σ_{(m, u): m·stride + u·dilation − lo = i} g[n, o, m] · w[o, c, u]
+    grad_w[o, c, u]        = Σ_n Σ_m x_pad[n, g·Cg + c, m·stride + u·dilation] · g[n, o, m]
+
+grad_x is the transposed convolution of g with w (the full correlation of g with the flipped kernel,
+cropped by the pads); grad_w is the correlation of the input with the cotangent. Both are computed
+like the forward reference: float32 and narrower values multiply exactly in float64 and only the
+additions round; float64 values get error-free products and compensated sums (double-double);
+integers are exact. Each result carries its own magnitude M = the same sum of |products|.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from crosscheck.backward import input_gradient_terms, weight_gradient_terms
+from crosscheck.bounds import F64_U, gamma
+from crosscheck.dtypes import dtype_info
+from crosscheck.problem import ConvProblem, ConvSpec
+from crosscheck.reference.elementwise import two_product, two_sum
+from crosscheck.reference.geometry import grouped_input, grouped_weight, kernel_offsets, ungroup, window
+from crosscheck.reference.result import ReferenceResult
+
+
+def _grouped_cotangent(g: np.ndarray, spec: ConvSpec, dtype: type) -> np.ndarray:
+    """(N, C_out, *out) -> (N, G, C_out/G, *out)."""
+    return g.astype(dtype).reshape(spec.batch, spec.groups, spec.out_channels // spec.groups, *spec.out_size)
+
+
+def _crop(grad_pad: np.ndarray, spec: ConvSpec) -> np.ndarray:
+    """(N, G, Cg, *padded) -> (N, C_in, *in_size): what lands on the padding belongs to no input."""
+    index = (slice(None),) * 3 + tuple(slice(lo, lo + n) for (lo, _), n in zip(spec.pads, spec.in_size))
+    return ungroup(grad_pad[index])
+
+
+def _padded_shape(spec: ConvSpec) -> tuple[int, ...]:
+    cg = spec.in_channels // spec.groups
+    padded = tuple(n + lo + hi for n, (lo, hi) in zip(spec.in_size, spec.pads))
+    return (spec.batch, spec.groups, cg, *padded)
+
+
+def _scatter_sum(spec: ConvSpec, gg: np.ndarray, wg: np.ndarray) -> np.ndarray:
+    """Σ over taps and output channels of g·w, scattered back onto the padded input positions."""
+    acc = np.zeros(_padded_shape(spec), dtype=gg.dtype)
+    for off in kernel_offsets(spec):
+        # `window` is a strided view: adding into it lands each product on m·stride + u·dilation.
+        window(acc, spec, off)[...] += np.einsum("ngo...,goc->ngc...", gg, wg[(...,) + off])
+    return acc
+
+
+def _input_gradient_dd(spec: ConvSpec, gg: np.ndarray, wg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    hi = np.zeros(_padded_shape(spec))
+    lo = np.zeros(_padded_shape(spec))
+    spatial = (None,) * spec.rank
+    for off in kernel_offsets(spec):
+        hi_view, lo_view = window(hi, spec, off), window(lo, spec, off)
+        for o in range(gg.shape[2]):
+            a = gg[:, :, o][:, :, None]  # (N, G, 1, *out)
+            b = wg[:, o][(None, slice(None), slice(None)) + off][(...,) + spatial]  # (1, G, Cg, 1...)
+            p, pe = two_product(a, b)
+            s, se = two_sum(hi_view, p)
+            hi_view[...] = s
+            lo_view += se + pe
+    return two_sum(hi, lo)
+
+
+def gamma_array(terms: np.ndarray, u: float) -> np.ndarray:
+    """γ_K(u) for an array of term counts K (all far below 1/u here)."""
+    ku = np.asarray(terms, dtype=np.float64) * u
+    with np.errstate(divide="ignore"):
+        return np.asarray(np.where(ku < 1, ku / (1 - ku), np.inf), dtype=np.float64)
+
+
+def _bound(dtype: str, terms: np.ndarray, magnitude: np.ndarray) -> np.ndarray:
+    """The reference's own error: a float64 sum of K exact products, or double-double for float64."""
+    if dtype == "float64":
+        # Compensated dot product (Ogita, Rump & Oishi 2005), as in the forward reference.
+        return np.asarray(gamma_array(2 * terms, F64_U) ** 2 * magnitude + 2.0**-1074, dtype=np.float64)
+    return np.asarray(gamma_array(terms, F64_U) * magnitude, dtype=np.float64)
+
+
+def _rounded_up(magnitude: np.ndarray, terms: np.ndarray) -> np.ndarray:
+    """M computed in float64 is itself a K-term sum: round it up past its own error."""
+    k = int(terms.max(initial=0))
+    return magnitude * (1 + gamma(k + 1, F64_U))
+
+
+def input_gradient(problem: ConvProblem, g: np.ndarray) -> ReferenceResult:
+    """grad_x = convᵀ(g, w), shape (N, C_in, *in_size)."""
+    spec = problem.spec
+    info = dtype_info(spec.dtype)
+    terms = input_gradient_terms(spec)
+    wg = grouped_weight(problem.w, spec)
+    gg = _grouped_cotangent(g, spec, np.float64)
+    magnitude = _rounded_up(_crop(_scatter_sum(spec, np.abs(gg), np.abs(wg)), spec), terms)
+    if not info.is_float:
+        value = _crop(
+            _scatter_sum(spec, _grouped_cotangent(g, spec, np.int64), grouped_weight(problem.w, spec, np.int64)), spec
+        )
+        return ReferenceResult(value, None, magnitude, np.zeros(value.shape), "gradients.input")
+    if spec.dtype == "float64":
+        hi, lo = _input_gradient_dd(spec, gg, wg)
+        return ReferenceResult(
+            _crop(hi, spec), _crop(lo, spec), magnitude, _bound(spec.dtype, terms, magnitude), "gradients.input"
+        )
+    value = _crop(_scatter_sum(spec, gg, wg), spec)
+    return ReferenceResult(value, None, magnitude, _bound(spec.dtype, terms, magnitude), "gradients.input")
+
+
+def _correlate_with_cotangent(spec: ConvSpec, xg: np.ndarray, gg: np.ndarray) -> np.ndarray:
+    """(G, C_out/G, Cg, *kernel): for each tap, the sum over batch and output positions of x·g."""
+    out = np.zeros((spec.groups, spec.out_channels // spec.groups, spec.in_channels // spec.groups, *spec.kernel))
+    out = out.astype(xg.dtype)
+    for off in kernel_offsets(spec):
+        xs = window(xg, spec, off)
+        # Flattened positions: einsum will not sum over an ellipsis that is absent from the output.
+        out[(...,) + off] = np.einsum("ngcp,ngop->goc", xs.reshape(*xs.shape[:3], -1), gg.reshape(*gg.shape[:3], -1))
+    return out
+
+
+def _weight_gradient_dd(spec: ConvSpec, xg: np.ndarray, gg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    shape = (spec.groups, spec.out_channels // spec.groups, spec.in_channels // spec.groups, *spec.kernel)
+    hi, lo = np.zeros(shape), np.zeros(shape)
+    rank = spec.rank
+    for n in range(spec.batch):
+        for m in np.ndindex(*spec.out_size):
+            # The window output position m reads: x_pad[m·stride + u·dilation] for every tap u.
+            index = tuple(
+                slice(mi * s, mi * s + (k - 1) * d + 1, d)
+                for mi, s, k, d in zip(m, spec.stride, spec.kernel, spec.dilation)
+            )
+            xs = xg[(n, slice(None), slice(None)) + index][:, None]  # (G, 1, Cg, *kernel)
+            gs = gg[(n, slice(None), slice(None)) + m][(...,) + (None,) * (rank + 1)]  # (G, Og, 1, 1...)
+            p, pe = two_product(xs, gs)
+            hi, se = two_sum(hi, p)
+            lo += se + pe
+    return two_sum(hi, lo)
+
+
+def _ungroup_weight(a: np.ndarray) -> np.ndarray:
+    """(G, C_out/G, Cg, *kernel) -> the canonical (C_out, Cg, *kernel)."""
+    return a.reshape(a.shape[0] * a.shape[1], *a.shape[2:])
+
+
+def weight_gradient(problem: ConvProblem, g: np.ndarray) -> ReferenceResult:
+    """grad_w = x ⋆ g, shape (C_out, C_in/groups, *kernel)."""
+    spec = problem.spec
+    info = dtype_info(spec.dtype)
+    terms = weight_gradient_terms(spec)[0, 0][None, None]  # (1, 1, *kernel): broadcasts over (C_out, Cg)
+    xg = grouped_input(problem.x, spec)
+    gg = _grouped_cotangent(g, spec, np.float64)
+    magnitude = _rounded_up(_ungroup_weight(_correlate_with_cotangent(spec, np.abs(xg), np.abs(gg))), terms)
+    if not info.is_float:
+        xi, gi = grouped_input(problem.x, spec, np.int64), _grouped_cotangent(g, spec, np.int64)
+        value = _ungroup_weight(_correlate_with_cotangent(spec, xi, gi))
+        return ReferenceResult(value, None, magnitude, np.zeros(value.shape), "gradients.weight")
+    if spec.dtype == "float64":
+        hi, lo = _weight_gradient_dd(spec, xg, gg)
+        return ReferenceResult(
+            _ungroup_weight(hi),
+            _ungroup_weight(lo),
+            magnitude,
+            _bound(spec.dtype, terms, magnitude),
+            "gradients.weight",
+        )
+    value = _ungroup_weight(_correlate_with_cotangent(spec, xg, gg))
+    return ReferenceResult(value, None, magnitude, _bound(spec.dtype, terms, magnitude), "gradients.weight")
