@@ -1,11 +1,19 @@
-"""One nox session per framework; each installs only that framework (through the CI constraints),
-runs its tests, and writes its JSON shard to reports/shards/<session>/crosscheck.json.
+"""One nox session per framework and Python version; each installs only that framework (through the CI
+constraints), runs its tests, and writes its JSON shard to reports/shards/<session>/crosscheck.json. The
+`report` session merges the shards into reports/index.html. The CI matrix (.github/workflows/crosscheck.yml)
+runs one job per framework session.
 
-    nox -l              # list the sessions
-    nox -t torch        # one framework (tags avoid the Python-version suffix in session names)
+    nox -l                      # list the sessions
+    nox -t torch                # one framework, every Python (tags avoid the version suffix)
+    nox -s numpy-3.12           # one session
+    nox -s numpy-3.11 -- --shard 1/2   # arguments after -- go to `crosscheck run`
+    nox -s report               # merge whatever shards are in reports/shards/
 """
 
 from __future__ import annotations
+
+import glob
+import os
 
 import nox
 
@@ -13,14 +21,23 @@ nox.options.default_venv_backend = "venv"  # pip, not uv: uv ignores the local t
 nox.options.reuse_existing_virtualenvs = True
 
 CONSTRAINTS = "constraints/ci.txt"
+TORCH = "torch==2.13.0"  # the pin of constraints/ci.txt, installed first from TORCH_INDEX when one is set
+# CI sets https://download.pytorch.org/whl/cpu: PyPI's Linux wheels of torch are CUDA builds of several GB.
+TORCH_INDEX = os.environ.get("CROSSCHECK_TORCH_INDEX")
+# Without TORCH_INDEX, plain pip finds a CPU build of TORCH only on the project's machines, and only for
+# these Pythons (a wheel on disk); elsewhere it would download the CUDA build, so those sessions skip.
+LOCAL_TORCH_PYTHONS = ("3.11",)
 
-# framework -> (extra to install, backends it provides, its own test file)
-FRAMEWORKS: dict[str, tuple[str, str, str]] = {
-    "numpy": ("", "numpy,scipy", "tests/test_backends.py"),
-    "torch": ("torch", "torch", "tests/test_torch_backend.py"),
-    "tensorflow": ("tensorflow", "tensorflow", "tests/test_tensorflow_backend.py"),
-    "jax": ("jax", "jax", "tests/test_jax_backend.py"),
-    "onnx": ("onnx", "onnx", "tests/test_onnx_backends.py"),
+# framework -> (extra to install, backends it provides, its own test file, Pythons with wheels of its pin).
+# Wheels checked with `pip index versions NAME --python-version 3.X --only-binary=:all:` (manylinux x86_64):
+# jaxlib 0.10.2 and onnxruntime 1.32 have none for 3.10; numpy/scipy, torch 2.13.0 and tensorflow-cpu 2.21 do.
+ALL_PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+FRAMEWORKS: dict[str, tuple[str, str, str, list[str]]] = {
+    "numpy": ("", "numpy,scipy", "tests/test_backends.py", ALL_PYTHONS),
+    "torch": ("torch", "torch", "tests/test_torch_backend.py", ALL_PYTHONS),
+    "tensorflow": ("tensorflow", "tensorflow", "tests/test_tensorflow_backend.py", ALL_PYTHONS),
+    "jax": ("jax", "jax", "tests/test_jax_backend.py", ["3.11", "3.12", "3.13"]),
+    "onnx": ("onnx", "onnx", "tests/test_onnx_backends.py", ["3.11", "3.12", "3.13"]),
 }
 
 
@@ -29,24 +46,59 @@ def _install(session: nox.Session, extra: str) -> None:
     session.install("-c", CONSTRAINTS, "-e", f".[{extras}]")
 
 
+def _install_torch(session: nox.Session) -> None:
+    if TORCH_INDEX:
+        session.install("--index-url", TORCH_INDEX, TORCH)
+    elif session.python not in LOCAL_TORCH_PYTHONS:
+        session.skip(
+            f"set CROSSCHECK_TORCH_INDEX=https://download.pytorch.org/whl/cpu for torch on Python {session.python}: "
+            "without it pip would download PyPI's multi-GB CUDA build"
+        )
+
+
+def _shard_folder(session: nox.Session) -> str:
+    args = list(session.posargs)
+    suffix = ""
+    if "--shard" in args and args.index("--shard") + 1 < len(args):
+        index, _, count = args[args.index("--shard") + 1].partition("/")
+        suffix = f"-shard{index}of{count}"
+    return f"reports/shards/{session.name}{suffix}"
+
+
 def _framework_session(framework: str) -> None:
-    extra, backends, test_file = FRAMEWORKS[framework]
+    extra, backends, test_file, pythons = FRAMEWORKS[framework]
 
     def session(session: nox.Session) -> None:
+        if framework == "torch":
+            _install_torch(session)
         _install(session, extra)
+        # CI's profile unless the caller picks another (CROSSCHECK_PROFILE=dev nox ... for a quick local pass).
+        profile = os.environ.get("CROSSCHECK_PROFILE") or "ci"
+        env = {"CROSSCHECK_PROFILE": profile}
+        # -n auto: one pytest worker per core (pytest-xdist); the results are the same as a serial run.
         if framework == "numpy":
-            session.run("pytest", "-q", "--ignore-glob=tests/test_*_backend*.py", env={"CROSSCHECK_PROFILE": "ci"})
+            session.run("pytest", "-q", "-n", "auto", "--ignore-glob=tests/test_*_backend*.py", env=env)
         else:
-            session.run("pytest", "-q", test_file, env={"CROSSCHECK_PROFILE": "ci"})
-        out = f"reports/shards/{session.name}"
-        session.run("crosscheck", "run", "--backends", backends, "--profile", "ci", "--out", out)
+            session.run("pytest", "-q", "-n", "auto", test_file, env=env)
+        out = _shard_folder(session)
+        session.run("crosscheck", "run", "--backends", backends, "--profile", profile, "--out", out, *session.posargs)
 
     session.__doc__ = f"{framework} alone: its tests, then its property-suite shard ({backends})"
-    nox.session(name=framework, python=["3.11"], tags=[framework, "frameworks"])(session)
+    nox.session(name=framework, python=pythons, tags=[framework, "frameworks"])(session)
 
 
 for _fw in FRAMEWORKS:
     _framework_session(_fw)
+
+
+@nox.session(python="3.11", tags=["report"])
+def report(session: nox.Session) -> None:
+    """Merge every shard under reports/shards/ into reports/index.html (and reports/merged.json)."""
+    shards = sorted(glob.glob("reports/shards/*/crosscheck.json"))
+    if not shards:
+        session.error("no shards under reports/shards/*/crosscheck.json: run the framework sessions first")
+    session.install("-c", CONSTRAINTS, "-e", ".")
+    session.run("crosscheck", "report", "merge", *shards, "-o", "reports/index.html", "--json", "reports/merged.json")
 
 
 @nox.session(python=["3.11"], tags=["lint"])

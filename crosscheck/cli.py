@@ -12,6 +12,7 @@ from crosscheck.errors import CrosscheckError
 
 if TYPE_CHECKING:
     from crosscheck.backends.base import Backend
+    from crosscheck.sharding import Shard
 
 DEFAULT_TIMEOUT_S = 60.0  # crosscheck.isolation's, without importing it at start-up
 
@@ -59,6 +60,15 @@ def _timeout(text: str) -> float:
     return value
 
 
+def _shard(text: str) -> Shard:
+    from crosscheck.sharding import Shard
+
+    try:
+        return Shard.parse(text)
+    except CrosscheckError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _dims(text: str) -> tuple[int, ...]:
     try:
         dims = tuple(sorted({int(t) for t in _csv(text)}))
@@ -86,6 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, default=Path("reports"), help="output folder (default: reports)")
     run.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="device for frameworks that have GPUs")
     run.add_argument("--no-pairwise", action="store_true", help="skip the pairwise agreement of backends")
+    run.add_argument(
+        "--shard",
+        type=_shard,
+        metavar="I/N",
+        help="run only shard I of N (1-based): N machines with the same other options share one run without "
+        "overlap; merge their records with 'crosscheck report merge'",
+    )
     run.add_argument(
         "--timeout",
         type=_timeout,
@@ -203,6 +220,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         command=["crosscheck", *sys.argv[1:]],
         isolation=not args.no_isolation,
         timeout=args.timeout,
+        shard=args.shard,
     )
     from hypothesis.reporting import with_reporter
 
@@ -229,6 +247,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         for f in r["failures"]:
             print(f"\n--- {r['backend']} / {r['property']} ---\n{f['message']}\n\nReproduce with:\n{f['reproducer']}")
     print(f"\nrecord: {path}\nreport: {html}")
+    if args.shard:
+        print(
+            f"shard {args.shard} of plan {record['run']['shard_plan']}: "
+            f"merge all {args.shard.count} records with 'crosscheck report merge'"
+        )
     if record["run"]["interrupted"]:
         print("interrupted: the record and the report hold what finished", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -300,7 +323,7 @@ def cmd_report_render(args: argparse.Namespace) -> int:
 
 def cmd_report_merge(args: argparse.Namespace) -> int:
     from crosscheck import record as rec
-    from crosscheck.report.merge import merge_records
+    from crosscheck.report.merge import incomplete_note, merge_records
 
     paths = [Path(p) for p in args.records]
     seen: set[Path] = set()
@@ -314,6 +337,13 @@ def cmd_report_merge(args: argparse.Namespace) -> int:
         rec.write(merged, args.json)
     _write_html(merged, args.output, ", ".join(map(str, paths)))
     print(f"merged {len(records)} records: {merged['summary']}\nreport: {args.output}")
+    for g in merged["sharding"]:
+        if g["complete"]:
+            print(f"sharded run {g['plan']}: all {g['count']} shards present")
+    note = incomplete_note(merged["sharding"])
+    if note:
+        # Still exit 0 with a report: a CI job that died must not also cost the report of the others.
+        print(f"crosscheck: warning: incomplete sharded run: {note}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from crosscheck.backends.base import Backend
 from crosscheck.comparison import bound_for
 from crosscheck.problem import LAYOUTS, ConvProblem
-from crosscheck.profiles import profile_settings
+from crosscheck.profiles import prepare, profile_settings
 from crosscheck.properties import PropertyFailure
 from crosscheck.reference import reference
 from crosscheck.reference.geometry import work_dtype
@@ -143,12 +143,10 @@ def run_pairwise(
 
     test = given(_problems(backends))(example)
     conf = profile_settings(profile, max_examples)
-    if seed is not None:
-        conf = hypothesis.settings(conf, derandomize=False, database=None)
-        test = hypothesis.seed(seed)(test)
+    test = prepare(test, example, conf, profile=profile, seed=seed, key="pairwise/" + ",".join(sorted(names)))
     start = time.perf_counter()
     try:
-        conf(test)()
+        test()
     except PairDisagreement as exc:
         result.status = "failed"
         result.failures.append(

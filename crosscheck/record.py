@@ -38,6 +38,10 @@ SCHEMA: dict[str, Any] = {
                     "type": "object",
                     "properties": {"enabled": {"type": "boolean"}, "timeout_s": _NUM},
                 },
+                # Optional: which shard of a sharded run this record is (crosscheck run --shard I/N), and
+                # the digest of the plan the shards split (crosscheck.sharding).
+                "shard": {"type": "string", "pattern": "^[1-9][0-9]*/[1-9][0-9]*$"},
+                "shard_plan": {"type": "string"},
                 "verify": {
                     "type": "object",
                     "required": ["target"],

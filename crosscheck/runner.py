@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given
 from crosscheck.backends.base import Backend
 from crosscheck.findings import replay, stale
 from crosscheck.isolation import WorkerDied
-from crosscheck.profiles import profile_settings
+from crosscheck.profiles import prepare, profile_settings
 from crosscheck.properties import Property, PropertyFailure, Unsupported
 from crosscheck.stats import Tally
 
@@ -154,10 +154,7 @@ def run_property(
     conf = profile_settings(profile, max_examples)
     # Declined examples are rejected; that is a backend's answer, not a strategy that filters too much.
     conf = hypothesis.settings(conf, suppress_health_check=[*conf.suppress_health_check, HealthCheck.filter_too_much])
-    if seed is not None:
-        conf = hypothesis.settings(conf, derandomize=False, database=None)
-        test = hypothesis.seed(seed)(test)
-    test = conf(test)
+    test = prepare(test, example, conf, profile=profile, seed=seed, key=f"{backend.name}/{prop.name}")
     start = time.perf_counter()
     try:
         test()

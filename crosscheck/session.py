@@ -6,7 +6,7 @@ import contextlib
 import datetime as dt
 import functools
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +20,7 @@ from crosscheck.pairwise import run_pairwise
 from crosscheck.properties import PROPERTIES
 from crosscheck.record import SCHEMA_VERSION, summarize
 from crosscheck.runner import DEATHS, Progress, PropertyResult, run_property
+from crosscheck.sharding import PAIRWISE, Shard, Unit, plan
 
 
 @dataclass
@@ -36,6 +37,7 @@ class RunOptions:
     timeout: float | None = DEFAULT_TIMEOUT_S  # per backend call, with isolation
     extra: dict[str, Any] = field(default_factory=dict)  # more fields for the record's "run" (verify's target)
     fail_fast: bool = False  # after a backend's first failing property, leave its other properties out
+    shard: Shard | None = None  # run only this shard's units of the plan (crosscheck.sharding)
 
 
 def load_backend(name: str, device: str = "cpu", *, isolation: bool = True, timeout: float | None = None) -> Backend:
@@ -56,14 +58,26 @@ def load_backend(name: str, device: str = "cpu", *, isolation: bool = True, time
         raise BackendUnavailable(f"{target}: {type(exc).__name__}: {exc}") from None
 
 
+def wanted_backends(names: Sequence[str] | None) -> list[str]:
+    return expand(list(names)) if names else backend_names()
+
+
 def select_backends(
-    names: Sequence[str] | None, device: str = "cpu", *, isolation: bool = False, timeout: float | None = None
+    names: Sequence[str] | None,
+    device: str = "cpu",
+    *,
+    isolation: bool = False,
+    timeout: float | None = None,
+    only: Collection[str] | None = None,
 ) -> tuple[list[Backend], list[dict[str, Any]]]:
-    """Instances of the wanted backends, and the record entries of those that cannot run here.
+    """Instances of the wanted backends (of those, `only` these), and the record entries of those that
+    cannot run here.
 
     Named explicitly, a missing framework is bad usage (CrosscheckError); by default it is recorded.
     """
-    wanted = expand(list(names)) if names else backend_names()
+    wanted = wanted_backends(names)
+    if only is not None:
+        wanted = [n for n in wanted if n in only]
     ready: list[Backend] = []
     missing: list[dict[str, Any]] = []
     try:
@@ -116,11 +130,17 @@ def _now() -> str:
 def run(options: RunOptions, progress: Progress | None = None) -> dict[str, Any]:
     """Run everything `options` selects; returns the record (even when interrupted part-way)."""
     props = select_properties(options.properties)
+    units = None
+    needed: set[str] | None = None
+    if options.shard:
+        # Load only the backends this shard has work for: importing a framework costs seconds.
+        units = set(plan(wanted_backends(options.backends), props, options.pairwise).assigned(options.shard))
+        needed = None if PAIRWISE in units else {b for b, _ in units}
     backends, missing = select_backends(
-        options.backends, options.device, isolation=options.isolation, timeout=options.timeout
+        options.backends, options.device, isolation=options.isolation, timeout=options.timeout, only=needed
     )
     try:
-        return run_backends(backends, missing, props, options, progress)
+        return run_backends(backends, missing, props, options, progress, units=units)
     finally:
         close_backends(backends)
 
@@ -132,9 +152,11 @@ def run_backends(
     options: RunOptions,
     progress: Progress | None = None,
     results: list[PropertyResult] | None = None,
+    units: Collection[Unit] | None = None,
 ) -> dict[str, Any]:
     """Run `props` on each of `backends` (already built) and gather the record; `results` are
-    entries that are already known (a target that died while loading, for `crosscheck verify`)."""
+    entries that are already known (a target that died while loading, for `crosscheck verify`);
+    `units`, if given, are the only (backend, property) pairs (and PAIRWISE) to run: a shard's."""
     started, t0 = _now(), time.perf_counter()
     results = list(results or [])
     interrupted = False
@@ -143,6 +165,8 @@ def run_backends(
         for backend in backends:
             died: str | None = None
             for name in props:
+                if units is not None and (backend.name, name) not in units:
+                    continue
                 if died:
                     # Every further property would crash it again (or wait out the timeout again).
                     why = PROPERTIES[name].applies(backend)
@@ -170,7 +194,8 @@ def run_backends(
                 break
         # A backend whose worker died already said so in its own results; pairwise goes on without it.
         alive = [b for b in backends if not (isinstance(b, IsolatedBackend) and b.died)]
-        if options.pairwise and len(alive) >= 2 and not interrupted:
+        mine = units is None or PAIRWISE in units
+        if options.pairwise and mine and len(alive) >= 2 and not interrupted:
             with _no_restarts(alive):
                 pw = run_pairwise(
                     alive,
@@ -203,6 +228,7 @@ def run_backends(
             "command": options.command,
             "properties": {n: {"title": PROPERTIES[n].title, "description": PROPERTIES[n].description} for n in props},
             "isolation": {"enabled": options.isolation, "timeout_s": options.timeout},
+            **_shard_fields(options, props),
             **options.extra,
         },
         "environment": fingerprint({b.name: b.precision_flags() for b in backends}),
@@ -211,3 +237,10 @@ def run_backends(
         "pairwise": pairwise,
         "summary": summarize(entries, pairwise),
     }
+
+
+def _shard_fields(options: RunOptions, props: list[str]) -> dict[str, str]:
+    if options.shard is None:
+        return {}
+    digest = plan(wanted_backends(options.backends), props, options.pairwise).digest
+    return {"shard": str(options.shard), "shard_plan": digest}

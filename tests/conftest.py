@@ -2,8 +2,37 @@
 
 from __future__ import annotations
 
-from hypothesis import settings
+from typing import Any
 
-from crosscheck.profiles import default_profile
+import pytest
+from hypothesis import is_hypothesis_test, settings
 
-settings.load_profile(default_profile())
+from crosscheck.profiles import REPEATABLE, default_profile, stable_seed
+
+PROFILE = default_profile()
+settings.load_profile(PROFILE)
+
+_OWN_SEED: set[int] = set()  # test functions that carry their own @seed: left alone
+
+
+def _function(item: pytest.Item) -> Any:
+    obj = getattr(item, "obj", None)
+    return getattr(obj, "__func__", obj)  # a bound method takes no attributes; its function does
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fn = _function(item)
+        if is_hypothesis_test(fn) and getattr(fn, "_hypothesis_internal_use_seed", None) is not None:
+            _OWN_SEED.add(id(fn))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item: pytest.Item) -> None:
+    # The `ci` profile keeps the example database, which Hypothesis does not allow with derandomize;
+    # seeding each test from its node id draws the same examples on every run and on every xdist
+    # worker, as derandomize would. Per item, not per function: parametrized cases share a function.
+    # The attribute is what hypothesis.seed() sets; seed() itself would also switch the database off.
+    fn = _function(item)
+    if PROFILE in REPEATABLE and is_hypothesis_test(fn) and id(fn) not in _OWN_SEED:
+        fn._hypothesis_internal_use_seed = stable_seed(item.nodeid)

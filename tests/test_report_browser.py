@@ -70,7 +70,11 @@ def _open(browser: Any, html: Path, screenshot: Path) -> dict[str, Any]:
     page.on("request", lambda r: requests.append(r.url))
     page.goto(html.as_uri(), wait_until="load")
     screenshot.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(screenshot), full_page=True)
+    # Written beside its final name, then renamed: pytest-xdist workers, or two test runs at once, never
+    # leave a half-written screenshot in the shared reports/ folder.
+    partial = screenshot.with_name(f".{screenshot.stem}.{os.getpid()}.partial.png")
+    page.screenshot(path=str(partial), full_page=True)
+    partial.replace(screenshot)
     seen = {
         "text": page.inner_text("body"),
         "title": page.title(),

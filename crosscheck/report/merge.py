@@ -6,6 +6,11 @@ report must still say which machine and versions produced which numbers.
 
 Results of the same (backend, property) combine: examples and histograms add up, worst ratios take
 the maximum, failures are the union, and the status is the worst one seen.
+
+Records of `crosscheck run --shard I/N` say which shard of which plan they are; `sharding` lists each
+plan's shards, those present and those missing, so that a report built from an incomplete set says so
+instead of passing for the whole run. Two records claiming the same shard of one plan are refused: their
+work would be counted twice.
 """
 
 from __future__ import annotations
@@ -218,6 +223,7 @@ def merge_records(records: Sequence[dict[str, Any]], sources: Sequence[str] | No
     results = _merge_results(shards)
     pairwise = _merge_pairwise(shards)
     first = records[0]
+    entries = [s for (label, r), src in zip(shards, sources) for s in _shard_entries(label, src, r)]
     return {
         "schema": "crosscheck-record",
         "schema_version": SCHEMA_VERSION,
@@ -228,8 +234,54 @@ def merge_records(records: Sequence[dict[str, Any]], sources: Sequence[str] | No
         "results": results,
         "pairwise": pairwise,
         "summary": summarize(results, pairwise),
-        "shards": [s for (label, r), src in zip(shards, sources) for s in _shard_entries(label, src, r)],
+        "shards": entries,
+        "sharding": shard_sets(entries),
     }
+
+
+def shard_sets(entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """For each plan that sharded records split (`run.shard`, `run.shard_plan`): which shards are here,
+    which are missing, and whether the set is complete. Raises CrosscheckError for a shard given twice."""
+    groups: dict[tuple[str, int], dict[int, str]] = {}
+    for e in entries:
+        run = e.get("run") or {}
+        if not run.get("shard"):
+            continue
+        index, count = (int(t) for t in str(run["shard"]).split("/"))
+        if not 1 <= index <= count:
+            raise CrosscheckError(f"{e['label']}: shard {index}/{count} does not exist (expected 1 <= I <= N)")
+        have = groups.setdefault((str(run.get("shard_plan") or ""), count), {})
+        if index in have:
+            raise CrosscheckError(
+                f"shard {index}/{count} given twice ({have[index]} and {e['label']}): its work would be counted twice"
+            )
+        have[index] = str(e["label"])
+    out = []
+    for (digest, count), have in sorted(groups.items()):
+        missing = [i for i in range(1, count + 1) if i not in have]
+        out.append(
+            {
+                "plan": digest,
+                "count": count,
+                "present": sorted(have),
+                "missing": missing,
+                "complete": not missing,
+                "labels": [have[i] for i in sorted(have)],
+            }
+        )
+    return out
+
+
+def incomplete_note(sharding: Sequence[dict[str, Any]]) -> str | None:
+    """One line naming the missing shards, or None when every sharded plan is complete."""
+    parts = []
+    for g in sharding:
+        if g["missing"]:
+            shards = ", ".join(f"{i}/{g['count']}" for i in g["missing"])
+            parts.append(f"{shards} of plan {g['plan'] or '?'}")
+    if not parts:
+        return None
+    return "missing shard " + "; ".join(parts) + ": this report covers only part of the run"
 
 
 def _shard_entries(label: str, source: str, record: dict[str, Any]) -> list[dict[str, Any]]:

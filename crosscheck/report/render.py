@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from crosscheck.report import model, semantics
 from crosscheck.report.charts import PALETTE, colour, distribution_charts
-from crosscheck.report.merge import merge_records
+from crosscheck.report.merge import incomplete_note, merge_records
 
 if TYPE_CHECKING:
     from jinja2 import Environment
@@ -115,6 +115,7 @@ def build_context(record: dict[str, Any]) -> dict[str, Any]:
         "r": view,
         "run": view["run"],
         "shards": view["shards"],
+        "incomplete": incomplete_note(view.get("sharding") or []),
         "summary": summary,
         "bad": bad,
         "interrupted": view["run"]["interrupted"] or summary.get("interrupted", 0) > 0,
