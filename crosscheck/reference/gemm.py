@@ -1,0 +1,226 @@
+"""The default reference: the element-wise-sum definition evaluated as matrix products (BLAS).
+
+Each output element is the dot product of its flattened window with the flattened filter, so the
+whole convolution is one product per group of the im2col matrix X (one row per output position,
+K = C_in/G · prod(kernel) columns) with the filter matrix W (K × C_out/G). BLAS runs that at the
+machine's float64 FLOP rate; what the view must add is an error model as strict as the element-wise
+loop's:
+
+- float32, float16, bfloat16: every product of two ≤24-bit significands is exact in float64, so a
+  float64 GEMM is off by at most γ_K(2⁻⁵³)·M, whatever order BLAS sums in (Higham §3.1).
+- complex64: complex128 GEMM; the real products are exact, the sums are covered by the any-order
+  complex bound.
+- float64: error-free slices (Ozaki, Ogita, Oishi & Rump 2012). Each row of X and column of W is
+  cut into s slices of b bits, aligned to that row's (column's) largest power of two, with
+  2b + log2 K ≤ 53: then every product of slices X_i·W_j is a sum of K integers (in units of one
+  quantum) below 2⁵³, which float64 GEMM computes *exactly* in any order, FMA or not. The slice
+  products with i + j ≤ s + 1 are summed as a double-double; the dropped products and the
+  remainders below the last slice are bounded per element, and s grows until that bound is below
+  2⁻¹⁰ of the float64 bound being judged (γ_K(2⁻⁵³)·M). Values whose slices would overflow or
+  underflow take the element-wise double-double path instead.
+- integers and complex128 take the element-wise path (integers must stay exact in int64, which
+  BLAS does not offer; complex128 is rare enough not to need speed).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from crosscheck.bounds import F64_U, accumulation_factor, gamma
+from crosscheck.dtypes import dtype_info
+from crosscheck.padding import effective_kernel
+from crosscheck.problem import ConvProblem, ConvSpec
+from crosscheck.reference.elementwise import elementwise, two_sum
+from crosscheck.reference.geometry import grouped_input, grouped_weight
+from crosscheck.reference.result import ReferenceResult
+
+# The reference's own error may use at most this fraction of the float64 bound γ_K(u)·M it judges.
+ACCURACY_SHARE = 2.0**-10
+MAX_SLICES = 5
+# Slicing scales values by up to 2^52 and down to 2^(−(s + 1)·b): σ must stay below 2^900 and each
+# side's lowest quantum above 2^−500, so that a product's quantum (their sum) is a normal number.
+_SAFE_EXPONENT = 900
+
+
+def columns(problem: ConvProblem, dtype: type) -> np.ndarray:
+    """The im2col matrix per group, (G, N·prod(out), K), K ordered (channel, kernel taps) like the filter."""
+    spec = problem.spec
+    xg = grouped_input(problem.x, spec, dtype)  # (N, G, Cg, *padded)
+    rank = spec.rank
+    eff = tuple(effective_kernel(k, d) for k, d in zip(spec.kernel, spec.dilation))
+    v = sliding_window_view(xg, eff, axis=tuple(range(3, 3 + rank)))  # (N, G, Cg, *positions, *eff)
+    index = (
+        (slice(None),) * 3
+        + tuple(slice(0, (n - 1) * s + 1, s) for n, s in zip(spec.out_size, spec.stride))
+        + tuple(slice(None, None, d) for d in spec.dilation)
+    )
+    v = v[index]  # (N, G, Cg, *out, *kernel)
+    out_axes = tuple(range(3, 3 + rank))
+    tap_axes = tuple(range(3 + rank, 3 + 2 * rank))
+    v = v.transpose(1, 0, *out_axes, 2, *tap_axes)  # (G, N, *out, Cg, *kernel)
+    return np.ascontiguousarray(v).reshape(spec.groups, -1, spec.terms)
+
+
+def filters(problem: ConvProblem, dtype: type) -> np.ndarray:
+    """The filter matrix per group, (G, K, C_out/G)."""
+    spec = problem.spec
+    wg = grouped_weight(problem.w, spec, dtype).reshape(spec.groups, spec.out_channels // spec.groups, spec.terms)
+    return np.ascontiguousarray(wg.transpose(0, 2, 1))
+
+
+def canonical(spec: ConvSpec, y: np.ndarray) -> np.ndarray:
+    """(G, N·prod(out), C_out/G) -> (N, C_out, *out)."""
+    og = spec.out_channels // spec.groups
+    y = y.reshape(spec.groups, spec.batch, *spec.out_size, og)
+    y = np.moveaxis(y, -1, 2)  # (G, N, Og, *out)
+    y = np.moveaxis(y, 0, 1)  # (N, G, Og, *out)
+    return np.ascontiguousarray(y).reshape(spec.batch, spec.out_channels, *spec.out_size)
+
+
+def magnitude_product(x: np.ndarray, w: np.ndarray, terms: int) -> np.ndarray:
+    """An upper bound on |X|·|W|, as tight as float64's: in float32 (twice BLAS' float64 rate) when
+    every product stays a normal float32, else in float64.
+
+    float32: |X| and |W| rounded up, the sums of K non-negative products within γ_K(2⁻²⁴) of their
+    exact value in any order, hence exact ≤ computed / (1 − γ_K); that is at most ~K·2⁻²⁴ above M.
+    """
+    ax, aw = np.abs(x), np.abs(w)
+    if _fits_float32_products(ax) and _fits_float32_products(aw) and not np.iscomplexobj(x):
+        m32 = np.matmul(_round_up_float32(ax), _round_up_float32(aw))
+        if np.all(np.isfinite(m32)):
+            slack = (1 + 2 * F64_U) / (1 - gamma(terms, 2.0**-24))
+            return np.asarray(m32.astype(np.float64) * slack)
+    return np.asarray(np.matmul(ax, aw) * (1 + gamma(terms + 1, F64_U)))
+
+
+# Non-zero moduli inside [2^-60, 2^56]: float32 products are normal and K of them cannot overflow.
+_F32_RANGE = (2.0**-60, 2.0**56)
+
+
+def _fits_float32_products(a: np.ndarray) -> bool:
+    nonzero = a[a > 0]
+    return nonzero.size == 0 or (float(nonzero.min()) >= _F32_RANGE[0] and float(nonzero.max()) <= _F32_RANGE[1])
+
+
+def _round_up_float32(a: np.ndarray) -> np.ndarray:
+    """The smallest float32 ≥ each element of the non-negative float64 array `a`."""
+    c = a.astype(np.float32)
+    return np.where(c.astype(np.float64) < a, np.nextafter(c, np.float32(np.inf)), c)
+
+
+def slice_bits(terms: int) -> int:
+    """b with 2b + log2 K ≤ 53: a K-term dot product of b-bit slices is exact in float64."""
+    return (53 - math.ceil(math.log2(max(terms, 1)))) // 2
+
+
+def _exponents(a: np.ndarray, axis: int) -> np.ndarray:
+    """e with max |a| ≤ 2^e along `axis` (kept as a size-1 axis); 0 for all-zero lines."""
+    _, e = np.frexp(np.max(np.abs(a), axis=axis, keepdims=True))
+    return np.asarray(e, dtype=np.float64)
+
+
+def split(a: np.ndarray, axis: int, bits: int, count: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """`count` slices of `a` and the remainder: slice i holds multiples of 2^(e − i·bits), |slice| ≤ 2|a|.
+
+    fl((r + σ) − σ) with σ = 1.5·2^(t + 52) rounds r to the nearest multiple of 2^t = ulp(σ), exactly
+    (|r| < 2^(t + 51) keeps r + σ inside σ's binade); r minus that is exact as well.
+    """
+    e = _exponents(a, axis)
+    rest = a
+    slices = []
+    for i in range(1, count + 1):
+        sigma = np.ldexp(1.5, (e - i * bits + 52).astype(np.int64))
+        head = (rest + sigma) - sigma
+        slices.append(head)
+        rest = rest - head
+    return slices, rest
+
+
+def _slices_are_safe(x: np.ndarray, w: np.ndarray, bits: int, count: int) -> bool:
+    """σ stays finite and normal, and every slice product's quantum stays a normal number."""
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(w))):
+        return False
+    lowest, highest = [], []
+    for a, axis in ((x, 2), (w, 1)):
+        m = np.max(np.abs(a), axis=axis)
+        if not np.any(m > 0):
+            return True  # an all-zero side: every product is an exact zero
+        _, e = np.frexp(m[m > 0])
+        lowest.append(int(e.min()) - (count + 1) * bits)
+        highest.append(int(e.max()) + 52)
+    return max(highest) < _SAFE_EXPONENT and min(lowest) > -_SAFE_EXPONENT // 2 - 50
+
+
+def _truncation_factor(bits: int, count: int) -> float:
+    """κ with |X·W − Σ_{i+j≤s+1} X_i·W_j| ≤ K·κ·2^(e_r + f_c) per element (see `_float64`)."""
+    grow = (1 + 2.0**-bits) ** 2
+    dropped = sum(
+        2.0 ** (-(i + j - 2) * bits) * grow
+        for i in range(1, count + 1)
+        for j in range(1, count + 1)
+        if i + j > count + 1
+    )
+    rest = 2.0 ** (-count * bits - 1)
+    return (dropped + rest * (1 + 2.0**-bits) + (1 + rest) * rest) * (1 + 2.0**-40)
+
+
+def _float64_products(
+    x: np.ndarray, w: np.ndarray, mag: np.ndarray, terms: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(hi, lo, bound) of X·W for float64 X (G, R, K) and W (G, K, C), or None to use double-double."""
+    bits = slice_bits(terms)
+    ex, ew = _exponents(x, 2), _exponents(w, 1)  # (G, R, 1), (G, 1, C)
+    scale = np.ldexp(1.0, (ex + ew).astype(np.int64))  # 2^(e_r + f_c) per element
+    target = ACCURACY_SHARE * gamma(terms, F64_U) * mag
+    for count in range(3, MAX_SLICES + 1):
+        if not _slices_are_safe(x, w, bits, count):
+            return None
+        # |X_i| ≤ 2|x| and |remainder| ≤ |x| elementwise, so c·M bounds the truncation as well:
+        # that keeps elements whose windows are mostly zeros (M ≪ 2^(e+f)) from needing more slices.
+        pairs = sum(1 for i in range(1, count + 1) for j in range(1, count + 1) if i + j > count + 1)
+        per_element = min(terms * _truncation_factor(bits, count), 1.0)
+        truncation = np.minimum(per_element * scale, (4 * pairs + 4) * mag)
+        if not np.all(truncation <= target):
+            continue
+        xs, _ = split(x, 2, bits, count)
+        ws, _ = split(w, 1, bits, count)
+        hi = np.zeros(mag.shape)
+        lo = np.zeros(mag.shape)
+        n = 0
+        for total in range(2, count + 2):  # largest products first: the double-double sum stays tight
+            for i in range(1, total):
+                p = np.matmul(xs[i - 1], ws[total - i - 1])  # exact (see the module docstring)
+                hi, e = two_sum(hi, p)
+                lo = lo + e
+                n += 1
+        # Σ|products| ≤ (Σ_i|X_i|)·(Σ_j|W_j|) ≤ (1 + 2^(1−b))²·M + the remainders: 2·M is generous.
+        summed = gamma(n, F64_U) ** 2 * 2 * mag
+        hi, lo = two_sum(hi, lo)
+        bound = (truncation + summed) * (1 + 2.0**-40) + 2.0**-1074
+        return hi, lo, bound
+    return None
+
+
+def gemm(problem: ConvProblem) -> ReferenceResult:
+    spec = problem.spec
+    info = dtype_info(spec.dtype)
+    if not info.is_float or spec.dtype == "complex128" or spec.terms == 0:
+        return elementwise(problem)
+    work = np.complex128 if info.is_complex else np.float64
+    x, w = columns(problem, work), filters(problem, work)
+    mag_g = magnitude_product(x, w, spec.terms)
+    if info.is_complex:
+        mag_g = mag_g * (1 + 4 * F64_U)  # np.abs of complex128 is within an ulp
+    mag = canonical(spec, mag_g)
+    if spec.dtype == "float64":
+        got = _float64_products(x, w, mag_g, spec.terms)
+        if got is None:
+            return elementwise(problem)
+        hi, lo, bound = got
+        return ReferenceResult(canonical(spec, hi), canonical(spec, lo), mag, canonical(spec, bound), "gemm")
+    y = canonical(spec, np.matmul(x, w))
+    method = "conventional" if info.is_complex else None
+    return ReferenceResult(y, None, mag, accumulation_factor(spec.terms, F64_U, complex_method=method) * mag, "gemm")
