@@ -81,34 +81,8 @@ def canonical(spec: ConvSpec, y: np.ndarray) -> np.ndarray:
 
 
 def magnitude_product(x: np.ndarray, w: np.ndarray, terms: int) -> np.ndarray:
-    """An upper bound on |X|·|W|, as tight as float64's: in float32 (twice BLAS' float64 rate) when
-    every product stays a normal float32, else in float64.
-
-    float32: |X| and |W| rounded up, the sums of K non-negative products within γ_K(2⁻²⁴) of their
-    exact value in any order, hence exact ≤ computed / (1 − γ_K); that is at most ~K·2⁻²⁴ above M.
-    """
-    ax, aw = np.abs(x), np.abs(w)
-    if _fits_float32_products(ax) and _fits_float32_products(aw) and not np.iscomplexobj(x):
-        m32 = np.matmul(_round_up_float32(ax), _round_up_float32(aw))
-        if np.all(np.isfinite(m32)):
-            slack = (1 + 2 * F64_U) / (1 - gamma(terms, 2.0**-24))
-            return np.asarray(m32.astype(np.float64) * slack)
-    return np.asarray(np.matmul(ax, aw) * (1 + gamma(terms + 1, F64_U)))
-
-
-# Non-zero moduli inside [2^-60, 2^56]: float32 products are normal and K of them cannot overflow.
-_F32_RANGE = (2.0**-60, 2.0**56)
-
-
-def _fits_float32_products(a: np.ndarray) -> bool:
-    nonzero = a[a > 0]
-    return nonzero.size == 0 or (float(nonzero.min()) >= _F32_RANGE[0] and float(nonzero.max()) <= _F32_RANGE[1])
-
-
-def _round_up_float32(a: np.ndarray) -> np.ndarray:
-    """The smallest float32 ≥ each element of the non-negative float64 array `a`."""
-    c = a.astype(np.float32)
-    return np.where(c.astype(np.float64) < a, np.nextafter(c, np.float32(np.inf)), c)
+    """|X|·|W| rounded up past its own float64 error (sums of non-negative terms: γ_{K+1} relative)."""
+    return np.asarray(np.matmul(np.abs(x), np.abs(w)) * (1 + gamma(terms + 1, F64_U)))
 
 
 def slice_bits(terms: int) -> int:
@@ -129,13 +103,14 @@ def split(a: np.ndarray, axis: int, bits: int, count: int) -> tuple[list[np.ndar
     (|r| < 2^(t + 51) keeps r + σ inside σ's binade); r minus that is exact as well.
     """
     e = _exponents(a, axis)
-    rest = a
+    rest = a.copy()
     slices = []
     for i in range(1, count + 1):
         sigma = np.ldexp(1.5, (e - i * bits + 52).astype(np.int64))
-        head = (rest + sigma) - sigma
+        head = rest + sigma
+        head -= sigma
         slices.append(head)
-        rest = rest - head
+        rest -= head  # in place: these arrays are the size of the im2col matrix
     return slices, rest
 
 

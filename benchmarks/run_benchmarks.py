@@ -1,0 +1,238 @@
+"""crosscheck's performance figures, measured side by side on this machine in one run.
+
+    python benchmarks/run_benchmarks.py            # every figure (about 10 minutes on 2 cores)
+    python benchmarks/run_benchmarks.py --quick    # the same figures, fewer examples and repeats
+
+Prints, each against its target (README "Performance"):
+1. the default reference against PyTorch's float64 CPU convolution on the same problems, tiny to ~10⁸
+   multiply-adds, for float32 problems (the reference evaluates them in float64 arithmetic, as torch's
+   float64 convolution does) and float64 problems (the reference must be more accurate than float64);
+2. the reference's FLOP rate against NumPy's float64 matrix product of the same size;
+3. examples per second per backend and property in the `ci` profile (a `crosscheck run`), and JAX
+   against torch;
+4. the wall time of a default `crosscheck run` with every framework, and of `import crosscheck`.
+
+`--json FILE` also writes every number. Needs the frameworks installed (pip install -e ".[all]").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from crosscheck import ConvSpec, make_problem
+from crosscheck.reference import reference
+
+# (batch, in channels, out channels, height = width) of 3×3 convolutions, padding 1: ~6e2 to ~1.5e8 MACs.
+SWEEP = [(1, 1, 1, 8), (1, 3, 8, 16), (1, 16, 16, 16), (2, 16, 16, 24), (2, 16, 32, 32), (4, 32, 32, 32), (4, 64, 64, 32)]
+TARGET_REF_VS_TORCH = 2.0  # at 1e6 MACs and more
+TARGET_FLOP_SHARE = 0.5  # at 1e7 MACs and more
+TARGET_EXAMPLES_PER_S = 100.0  # numpy, scipy, torch
+TARGET_JAX_VS_TORCH = 3.0
+TARGET_RUN_S = 60.0
+TARGET_IMPORT_S = 0.3
+FAST_BACKENDS = ("numpy", "scipy.correlate", "scipy.convolve", "scipy.ndimage", "scipy.fft", "torch")
+
+
+def timed(fn: Callable[[], object], *, min_time: float, min_reps: int = 3) -> float:
+    """Median seconds of `fn` after one warm-up call, over at least `min_reps` calls and `min_time` seconds."""
+    fn()
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < min_reps or time.perf_counter() - start < min_time:
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+        if len(times) >= 200:
+            break
+    return statistics.median(times)
+
+
+def verdict(ok: bool) -> str:
+    return "meets" if ok else "MISSES"
+
+
+def reference_sweep(quick: bool) -> list[dict[str, Any]]:
+    import torch
+
+    rows = []
+    print("\n1. Default reference vs torch.nn.functional.conv2d in float64 (CPU), same problems, median times")
+    print(f"   torch threads {torch.get_num_threads()}; target: reference ≤ {TARGET_REF_VS_TORCH}× torch at ≥ 1e6 MACs")
+    print(f"   {'MACs':>9} {'dtype':>8} {'reference':>11} {'torch f64':>11} {'ratio':>7}  method")
+    for n, c, o, hw in SWEEP:
+        for dtype in ("float32", "float64"):
+            spec = ConvSpec(n, c, o, (hw, hw), (3, 3), padding=((1, 1), (1, 1)), dtype=dtype)
+            problem = make_problem(spec, 0)
+            macs = spec.batch * spec.out_channels * int(np.prod(spec.out_size)) * spec.terms
+            x = torch.from_numpy(problem.x.astype(np.float64))
+            w = torch.from_numpy(problem.w.astype(np.float64))
+            budget = 0.05 if quick else 0.3
+            t_torch = timed(lambda x=x, w=w: torch.nn.functional.conv2d(x, w, padding=1), min_time=budget)
+            t_ref = timed(lambda p=problem: reference(p), min_time=budget)
+            method = reference(problem).method
+            ratio = t_ref / t_torch
+            mark = f"  {verdict(ratio <= TARGET_REF_VS_TORCH)}" if macs >= 1e6 else ""
+            print(f"   {macs:9.2e} {dtype:>8} {t_ref * 1e3:9.3f}ms {t_torch * 1e3:9.3f}ms {ratio:6.2f}×  {method}{mark}")
+            rows.append({"macs": macs, "dtype": dtype, "reference_s": t_ref, "torch_f64_s": t_torch, "ratio": ratio})
+    return rows
+
+
+def flop_rates(sweep: list[dict[str, Any]], quick: bool) -> list[dict[str, Any]]:
+    print("\n2. Reference FLOP rate (2·MACs / time) vs NumPy float64 matmul of the same MAC count (square)")
+    print(f"   target: ≥ {TARGET_FLOP_SHARE:.0%} of matmul at ≥ 1e7 MACs")
+    print(f"   {'MACs':>9} {'dtype':>8} {'reference':>12} {'matmul':>12} {'share':>7}")
+    rows = []
+    for row in sweep:
+        if row["macs"] < 1e6:
+            continue
+        side = round(row["macs"] ** (1 / 3))
+        a, b = np.random.default_rng(0).random((2, side, side))
+        t_mm = timed(lambda a=a, b=b: a @ b, min_time=0.05 if quick else 0.3)
+        ref_rate = 2 * row["macs"] / row["reference_s"] / 1e9
+        mm_rate = 2 * side**3 / t_mm / 1e9
+        share = ref_rate / mm_rate
+        mark = f"  {verdict(share >= TARGET_FLOP_SHARE)}" if row["macs"] >= 1e7 else ""
+        print(f"   {row['macs']:9.2e} {row['dtype']:>8} {ref_rate:7.2f} GF/s {mm_rate:7.2f} GF/s {share:6.0%}{mark}")
+        rows.append({**row, "reference_gflops": ref_rate, "matmul_gflops": mm_rate, "share": share})
+    return rows
+
+
+def crosscheck_run(args: list[str], out: Path, *, ci: bool) -> tuple[float, dict[str, Any]]:
+    """Wall seconds and record of `crosscheck run ARGS` in a fresh process (CI unset unless `ci`)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "CROSSCHECK_PROFILE")}
+    if ci:
+        env["CI"] = "true"
+    cmd = [sys.executable, "-m", "crosscheck", "run", "--out", str(out), *args]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - start
+    if proc.returncode not in (0, 1):  # 1: a property failed, which is a finding, not a benchmark error
+        sys.exit(f"benchmark: {' '.join(cmd)} exited {proc.returncode}: {proc.stderr.strip()[-500:]}")
+    record = json.loads((out / "crosscheck.json").read_text())
+    return wall, record
+
+
+def examples_per_second(quick: bool, out: Path) -> dict[str, Any]:
+    args = ["--profile", "ci"] + (["--max-examples", "50"] if quick else [])
+    print(f"\n3. Examples per second, `crosscheck run {' '.join(args)}` (every installed backend)")
+    wall, record = crosscheck_run(args, out, ci=True)
+    rates: dict[str, dict[str, float]] = {}
+    totals: dict[str, list[float]] = {}
+    for r in record["results"]:
+        if r["status"] not in ("passed", "failed") or not r.get("examples"):
+            continue
+        rates.setdefault(r["backend"], {})[r["property"]] = r["examples_per_second"]
+        t = totals.setdefault(r["backend"], [0.0, 0.0])
+        t[0] += r["examples"]
+        t[1] += r["duration_s"]
+    props = sorted({p for by in rates.values() for p in by})
+    print(f"   run wall {wall:.1f} s; target: ≥ {TARGET_EXAMPLES_PER_S:.0f}/s for numpy, scipy and torch")
+    width = max(len(p) for p in props)
+    for backend, by in rates.items():
+        overall = totals[backend][0] / totals[backend][1]
+        worst = min(by.values())
+        mark = f"  {verdict(worst >= TARGET_EXAMPLES_PER_S)} (slowest property)" if backend in FAST_BACKENDS else ""
+        print(f"   {backend:<16} overall {overall:7.1f}/s  slowest {worst:7.1f}/s{mark}")
+    print(f"\n   {'property':<{width}} " + " ".join(f"{b[:10]:>10}" for b in rates))
+    for p in props:
+        print(f"   {p:<{width}} " + " ".join(f"{rates[b].get(p, float('nan')):10.1f}" for b in rates))
+    jax_vs_torch: dict[str, float] = {}
+    if "jax" in rates and "torch" in rates:
+        for p in props:
+            if p in rates["jax"] and p in rates["torch"] and rates["jax"][p]:
+                jax_vs_torch[p] = rates["torch"][p] / rates["jax"][p]
+        overall = (totals["torch"][0] / totals["torch"][1]) / (totals["jax"][0] / totals["jax"][1])
+        worst_p = max(jax_vs_torch, key=jax_vs_torch.__getitem__)
+        print(
+            f"\n   JAX vs torch: torch/jax examples per second {overall:.2f}× overall, worst {jax_vs_torch[worst_p]:.2f}× "
+            f"({worst_p}); target ≤ {TARGET_JAX_VS_TORCH}×: {verdict(overall <= TARGET_JAX_VS_TORCH)} overall, "
+            f"{verdict(jax_vs_torch[worst_p] <= TARGET_JAX_VS_TORCH)} per property"
+        )
+        jax_vs_torch["overall"] = overall
+    return {"wall_s": wall, "rates": rates, "jax_vs_torch": jax_vs_torch}
+
+
+def default_run_and_import(out: Path) -> dict[str, Any]:
+    print("\n4. Wall times")
+    wall, record = crosscheck_run([], out, ci=False)
+    available = [b["name"] for b in record["backends"] if b["available"]]
+    print(
+        f"   default `crosscheck run` (profile {record['run']['profile']}, {len(available)} backends): {wall:.1f} s"
+        f"  target < {TARGET_RUN_S:.0f} s: {verdict(wall < TARGET_RUN_S)}"
+    )
+    code = "import time; t = time.perf_counter(); import crosscheck; print(time.perf_counter() - t)"
+    imports = [float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)]
+    for _ in range(4):
+        imports.append(float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout))
+    best = min(imports)
+    print(
+        f"   import crosscheck: {best:.3f} s (best of 5; median {statistics.median(imports):.3f} s)"
+        f"  target < {TARGET_IMPORT_S} s: {verdict(best < TARGET_IMPORT_S)}"
+    )
+    return {"default_run_s": wall, "profile": record["run"]["profile"], "backends": available, "import_s": imports}
+
+
+def machine() -> dict[str, Any]:
+    import platform
+
+    info = {"python": platform.python_version(), "cpus": os.cpu_count(), "numpy": np.__version__}
+    try:
+        info["cpu"] = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
+    except (OSError, StopIteration):
+        info["cpu"] = platform.processor()
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+    except ImportError:
+        pass
+    return info
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats and 50 examples per property")
+    parser.add_argument("--json", type=Path, help="also write every number to this file")
+    parser.add_argument(
+        "--only", default="reference,examples,wall", help="comma-separated sections: reference, examples, wall"
+    )
+    args = parser.parse_args(argv)
+    sections = set(args.only.split(","))
+    info = machine()
+    print(f"crosscheck benchmarks on {info['cpu']}, {info['cpus']} CPUs, Python {info['python']}")
+    results: dict[str, Any] = {"machine": info}
+    tmp = Path(tempfile.mkdtemp(prefix="crosscheck-bench-"))
+    try:
+        if "reference" in sections:
+            results["reference_vs_torch"] = reference_sweep(args.quick)
+            results["flop_rates"] = flop_rates(results["reference_vs_torch"], args.quick)
+        if "examples" in sections:
+            results["examples"] = examples_per_second(args.quick, tmp / "ci")
+        if "wall" in sections:
+            results["wall"] = default_run_and_import(tmp / "default")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
