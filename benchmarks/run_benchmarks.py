@@ -36,7 +36,15 @@ from crosscheck import ConvSpec, make_problem
 from crosscheck.reference import reference
 
 # (batch, in channels, out channels, height = width) of 3×3 convolutions, padding 1: ~6e2 to ~1.5e8 MACs.
-SWEEP = [(1, 1, 1, 8), (1, 3, 8, 16), (1, 16, 16, 16), (2, 16, 16, 24), (2, 16, 32, 32), (4, 32, 32, 32), (4, 64, 64, 32)]
+SWEEP = [
+    (1, 1, 1, 8),
+    (1, 3, 8, 16),
+    (1, 16, 16, 16),
+    (2, 16, 16, 24),
+    (2, 16, 32, 32),
+    (4, 32, 32, 32),
+    (4, 64, 64, 32),
+]
 TARGET_REF_VS_TORCH = 2.0  # at 1e6 MACs and more
 TARGET_FLOP_SHARE = 0.5  # at 1e7 MACs and more
 TARGET_EXAMPLES_PER_S = 100.0  # numpy, scipy, torch
@@ -84,7 +92,9 @@ def reference_sweep(quick: bool) -> list[dict[str, Any]]:
             method = reference(problem).method
             ratio = t_ref / t_torch
             mark = f"  {verdict(ratio <= TARGET_REF_VS_TORCH)}" if macs >= 1e6 else ""
-            print(f"   {macs:9.2e} {dtype:>8} {t_ref * 1e3:9.3f}ms {t_torch * 1e3:9.3f}ms {ratio:6.2f}×  {method}{mark}")
+            print(
+                f"   {macs:9.2e} {dtype:>8} {t_ref * 1e3:9.3f}ms {t_torch * 1e3:9.3f}ms {ratio:6.2f}×  {method}{mark}"
+            )
             rows.append({"macs": macs, "dtype": dtype, "reference_s": t_ref, "torch_f64_s": t_torch, "ratio": ratio})
     return rows
 
@@ -156,7 +166,8 @@ def examples_per_second(quick: bool, out: Path) -> dict[str, Any]:
         overall = (totals["torch"][0] / totals["torch"][1]) / (totals["jax"][0] / totals["jax"][1])
         worst_p = max(jax_vs_torch, key=jax_vs_torch.__getitem__)
         print(
-            f"\n   JAX vs torch: torch/jax examples per second {overall:.2f}× overall, worst {jax_vs_torch[worst_p]:.2f}× "
+            f"\n   JAX vs torch: torch/jax examples per second {overall:.2f}× overall, "
+            f"worst {jax_vs_torch[worst_p]:.2f}× "
             f"({worst_p}); target ≤ {TARGET_JAX_VS_TORCH}×: {verdict(overall <= TARGET_JAX_VS_TORCH)} overall, "
             f"{verdict(jax_vs_torch[worst_p] <= TARGET_JAX_VS_TORCH)} per property"
         )

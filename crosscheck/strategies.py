@@ -8,7 +8,9 @@ kernel 1, stride 1, no padding).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 from hypothesis import assume
@@ -20,6 +22,28 @@ from crosscheck.problem import ConvProblem, ConvSpec
 from crosscheck.values import VALUE_KINDS, exact_value_limit, make_problem
 
 DEFAULT_MAX_MACS = 40_000
+
+
+@functools.lru_cache(maxsize=4096)
+def _integers(lo: int, hi: int) -> st.SearchStrategy[int]:
+    # Hypothesis validates every new strategy object; a composite that builds st.integers(lo, hi) per
+    # draw pays that each time (about half of the time spent drawing a problem): reuse them instead.
+    return st.integers(lo, hi)
+
+
+_T = TypeVar("_T")
+
+
+def _sampled(options: tuple[_T, ...]) -> st.SearchStrategy[_T]:
+    return _sampled_cached(options)
+
+
+@functools.lru_cache(maxsize=1024)
+def _sampled_cached(options: tuple[Any, ...]) -> st.SearchStrategy[Any]:
+    return st.sampled_from(options)
+
+
+_BOOLEANS = st.booleans()
 MAX_KERNEL = 7
 _MAX_OUT = {1: 24, 2: 10, 3: 5}
 
@@ -27,14 +51,14 @@ _MAX_OUT = {1: 24, 2: 10, 3: 5}
 @st.composite
 def channel_groups(draw: st.DrawFn, allow_groups: bool) -> tuple[int, int, int]:
     """(in_channels, out_channels, groups): plain, grouped, or depthwise (one input channel a group)."""
-    kind = draw(st.sampled_from(["plain", "grouped", "depthwise"] if allow_groups else ["plain"]))
+    kind = draw(_sampled(("plain", "grouped", "depthwise") if allow_groups else ("plain",)))
     if kind == "plain":
-        return draw(st.integers(1, 8)), draw(st.integers(1, 8)), 1
+        return draw(_integers(1, 8)), draw(_integers(1, 8)), 1
     if kind == "grouped":
-        g = draw(st.integers(2, 4))
-        return g * draw(st.integers(1, 4)), g * draw(st.integers(1, 3)), g
-    g = draw(st.integers(2, 8))
-    return g, g * draw(st.integers(1, 2)), g
+        g = draw(_integers(2, 4))
+        return g * draw(_integers(1, 4)), g * draw(_integers(1, 3)), g
+    g = draw(_integers(2, 8))
+    return g, g * draw(_integers(1, 2)), g
 
 
 @st.composite
@@ -43,16 +67,20 @@ def spatial_dim(
 ) -> tuple[int, tuple[int, int]]:
     """(input size, explicit pads) for one dimension; pads are (0, 0) for named modes."""
     eff = effective_kernel(kernel, dilation)
-    out = draw(st.integers(1, max_out))
+    out = draw(_integers(1, max_out))
     if mode == "explicit":
-        lo = draw(st.integers(0, eff - 1))
-        hi = draw(st.integers(0, min(eff - 1, (out - 1) * stride + eff - 1 - lo)))
-        rest = draw(st.integers(0, stride - 1))
+        lo = draw(_integers(0, eff - 1))
+        hi = draw(_integers(0, min(eff - 1, (out - 1) * stride + eff - 1 - lo)))
+        rest = draw(_integers(0, stride - 1))
         return (out - 1) * stride + eff - lo - hi + rest, (lo, hi)
     if mode == "VALID":
-        return (out - 1) * stride + eff + draw(st.integers(0, stride - 1)), (0, 0)
+        return (out - 1) * stride + eff + draw(_integers(0, stride - 1)), (0, 0)
     # SAME and SAME_LOWER pad any input up to ceil(n / stride) outputs.
-    return draw(st.integers(max(1, (out - 1) * stride + 1), out * stride)), (0, 0)
+    return draw(_integers(max(1, (out - 1) * stride + 1), out * stride)), (0, 0)
+
+
+_channel_groups = functools.lru_cache(maxsize=None)(channel_groups)
+_spatial_dim = functools.lru_cache(maxsize=8192)(spatial_dim)
 
 
 @st.composite
@@ -72,22 +100,22 @@ def conv_specs(
     allowed = [d for d in (dtypes or caps.dtypes) if d in caps.dtypes]
     if not allowed:
         raise ValueError("conv_specs: no dtype is both requested and supported")
-    dtype = draw(st.sampled_from(allowed))
-    rank = draw(st.sampled_from(caps.ranks))
-    c_in, c_out, groups = draw(channel_groups(caps.groups))
-    batch = draw(st.integers(1, 4))
-    kernel = [draw(st.integers(1, MAX_KERNEL)) for _ in range(rank)]
+    dtype = draw(_sampled(tuple(allowed)))
+    rank = draw(_sampled(tuple(caps.ranks)))
+    c_in, c_out, groups = draw(_channel_groups(caps.groups))
+    batch = draw(_integers(1, 4))
+    kernel = [draw(_integers(1, MAX_KERNEL)) for _ in range(rank)]
     if np.prod(kernel) < min_taps:
         kernel[0] = max(kernel[0], min_taps)
     # Unit stride everywhere half the time: some backends accept named padding only at stride 1.
-    unit = draw(st.booleans())
-    stride = [1 if unit else draw(st.integers(1, min(4, caps.max_stride))) for _ in range(rank)]
-    dilation = [draw(st.integers(1, min(3, caps.max_dilation))) for _ in range(rank)]
-    mode = draw(st.sampled_from(caps.padding))
+    unit = draw(_BOOLEANS)
+    stride = [1 if unit else draw(_integers(1, min(4, caps.max_stride))) for _ in range(rank)]
+    dilation = [draw(_integers(1, min(3, caps.max_dilation))) for _ in range(rank)]
+    mode = draw(_sampled(tuple(caps.padding)))
     terms = (c_in // groups) * int(np.prod(kernel))
     positions = max(1, max_macs // (batch * c_out * terms))
     max_out = max(1, min(_MAX_OUT[rank], round(positions ** (1 / rank))))
-    dims = [draw(spatial_dim(k, s, d, mode, max_out)) for k, s, d in zip(kernel, stride, dilation)]
+    dims = [draw(_spatial_dim(k, s, d, mode, max_out)) for k, s, d in zip(kernel, stride, dilation)]
     spec = ConvSpec(
         batch=batch,
         in_channels=c_in,
@@ -99,7 +127,7 @@ def conv_specs(
         padding=tuple(p for _, p in dims) if mode == "explicit" else mode,
         groups=groups,
         dtype=dtype,
-        layout=draw(st.sampled_from(caps.layouts)),
+        layout=draw(_sampled(tuple(caps.layouts))),
     )
     # Combination rules (e.g. TensorFlow: no stride > 1 with dilation > 1) are rare enough to filter.
     assume(caps.refuses(spec) is None)
@@ -121,6 +149,6 @@ def conv_problems(
     feasible = [v for v in values if v != "exact" or exact_value_limit(spec.dtype, spec.terms)]
     # Only exact values were asked for and this dtype cannot sum K terms exactly (bfloat16, large K).
     assume(feasible)
-    kind = draw(st.sampled_from(feasible))
-    seed = draw(st.integers(0, 2**32 - 1))
+    kind = draw(_sampled(tuple(feasible)))
+    seed = draw(_integers(0, 2**32 - 1))
     return make_problem(spec, seed, kind)
