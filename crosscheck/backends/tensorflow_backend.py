@@ -92,6 +92,21 @@ def bf16_depth_padded_conv3d(spec: ConvSpec) -> str | None:
     return BF16_DEPTH_PADDED_CONV3D if spec.rank == 3 and spec.in_size[0] == 1 and spec.kernel[0] > 1 else None
 
 
+BF16_SAME_DEPTH_PADDED_CONV3D = (
+    "finding tensorflow-bfloat16-same-depth-padded-conv3d-garbage: eager tf.nn.conv3d in bfloat16 with "
+    "padding='SAME' on an input of depth 1 and a kernel of depth ≥ 3 (SAME pads the depth on both sides) "
+    "returns zeros or garbage such as 3.9e35 (uninitialised memory) on oneDNN's bfloat16 kernels; the same pads given "
+    "explicitly, deeper inputs and float32 are right; the adapter leaves that region out"
+)
+
+
+def bf16_same_depth_padded_conv3d(spec: ConvSpec) -> str | None:
+    padded_both_sides = spec.padding == "SAME" and spec.kernel[0] >= 3
+    if spec.dtype == "bfloat16" and spec.rank == 3 and spec.in_size[0] == 1 and padded_both_sides:
+        return BF16_SAME_DEPTH_PADDED_CONV3D
+    return None
+
+
 DEPTHWISE_STRIDE_WITH_DILATION = (
     "UserWarning: When dilation rate is greater than 1, then all values of strides must be 1."
 )
@@ -319,6 +334,9 @@ class TensorflowBackend(Backend):
 
     def refusal(self, spec: ConvSpec) -> str | None:
         """Why TensorFlow cannot run `spec` here (in its words), or None: the capabilities' constraint."""
+        finding = bf16_same_depth_padded_conv3d(spec)
+        if finding:
+            return finding
         op = self.op_for(spec)
         base, facts = _base(op), self.facts(spec.dtype)
         for feature, applies in (
