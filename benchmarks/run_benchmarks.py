@@ -18,6 +18,7 @@ Prints, each against its target (README "Performance"):
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -87,8 +88,8 @@ def reference_sweep(quick: bool) -> list[dict[str, Any]]:
             x = torch.from_numpy(problem.x.astype(np.float64))
             w = torch.from_numpy(problem.w.astype(np.float64))
             budget = 0.05 if quick else 0.3
-            t_torch = timed(lambda x=x, w=w: torch.nn.functional.conv2d(x, w, padding=1), min_time=budget)
-            t_ref = timed(lambda p=problem: reference(p), min_time=budget)
+            t_torch = timed(functools.partial(torch.nn.functional.conv2d, x, w, padding=1), min_time=budget)
+            t_ref = timed(functools.partial(reference, problem), min_time=budget)
             method = reference(problem).method
             ratio = t_ref / t_torch
             mark = f"  {verdict(ratio <= TARGET_REF_VS_TORCH)}" if macs >= 1e6 else ""
@@ -109,7 +110,7 @@ def flop_rates(sweep: list[dict[str, Any]], quick: bool) -> list[dict[str, Any]]
             continue
         side = round(row["macs"] ** (1 / 3))
         a, b = np.random.default_rng(0).random((2, side, side))
-        t_mm = timed(lambda a=a, b=b: a @ b, min_time=0.05 if quick else 0.3)
+        t_mm = timed(functools.partial(np.matmul, a, b), min_time=0.05 if quick else 0.3)
         ref_rate = 2 * row["macs"] / row["reference_s"] / 1e9
         mm_rate = 2 * side**3 / t_mm / 1e9
         share = ref_rate / mm_rate

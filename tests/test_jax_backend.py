@@ -17,7 +17,11 @@ jax = pytest.importorskip("jax", reason="jax is not installed: pip install 'cros
 from jax import lax  # noqa: E402
 
 from crosscheck import ConvProblem, ConvSpec, compare, make_problem  # noqa: E402
-from crosscheck.backends import BackendUnavailable, get_backend  # noqa: E402
+from crosscheck.backends import (  # noqa: E402
+    BackendUnavailable,
+    get_backend,
+    jax_backend,
+)
 from crosscheck.backends.jax_backend import (  # noqa: E402
     STRIDED_REASON,
     JaxBackend,
@@ -211,13 +215,52 @@ def test_a_repeated_shape_is_compiled_once(backend: JaxBackend) -> None:
     assert compiled(Static.of(s, x, w, "cpu")) is compiled(Static.of(s, x, w, "cpu"))
 
 
-def test_a_named_mode_and_its_pads_share_one_executable() -> None:
+def test_a_named_mode_and_its_pads_share_one_executable(monkeypatch: pytest.MonkeyPatch) -> None:
+    # In-process sharing; the persistent store (off here) keeps one file per key instead.
+    monkeypatch.setattr(jax_backend, "compilation_cache_dir", lambda: None)
     named = spec(2, in_size=(9, 10), kernel=(2, 3), stride=(2, 1), dilation=(1, 2), padding="SAME_LOWER")
     explicit = named.with_(padding=named.pads)
     x, w = to_jax_layout(make_problem(named, 1))
     assert compiled(Static.of(named, x, w, "cpu")) is compiled(Static.of(explicit, x, w, "cpu"))
     swapped = named.with_(padding=tuple((hi, lo) for lo, hi in named.pads))
     assert compiled(Static.of(swapped, x, w, "cpu")) is not compiled(Static.of(named, x, w, "cpu"))
+
+
+def test_executables_persist_between_runs_and_give_the_same_bits(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    monkeypatch.setattr(jax_backend, "compilation_cache_dir", lambda: str(tmp_path))
+    s = spec(2, in_size=(7, 9), kernel=(3, 2), stride=(1, 2), padding="SAME", dtype="float64")
+    problem = make_problem(s, 3)
+    x, w = to_jax_layout(problem)
+    key = Static.of(s, x, w, "cpu")
+    fresh = compiled.__wrapped__(key)  # lowered, compiled and stored
+    stored = list(tmp_path.glob("crosscheck-executables/*.pickle"))
+    assert len(stored) == 1
+    lowerings = []
+    monkeypatch.setattr(jax_backend, "_executable", lambda *a: lowerings.append(a))
+    loaded = compiled.__wrapped__(key)  # a new process would find it on disk: no tracing, no lowering
+    assert lowerings == [] and loaded is not fresh
+    np.testing.assert_array_equal(np.asarray(loaded(x, w)), np.asarray(fresh(x, w)))
+    # A damaged entry is rebuilt, never trusted.
+    monkeypatch.undo()
+    monkeypatch.setattr(jax_backend, "compilation_cache_dir", lambda: str(tmp_path))
+    stored[0].write_bytes(b"not an executable")
+    rebuilt = compiled.__wrapped__(key)
+    np.testing.assert_array_equal(np.asarray(rebuilt(x, w)), np.asarray(fresh(x, w)))
+    assert stored[0].read_bytes() != b"not an executable"
+
+
+@pytest.mark.parametrize("value", ["off", "0", ""])
+def test_the_persistent_cache_can_be_turned_off(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("CROSSCHECK_JAX_CACHE", value)
+    assert jax_backend.compilation_cache_dir() is None
+    monkeypatch.setenv("CROSSCHECK_JAX_CACHE", "/somewhere")
+    assert jax_backend.compilation_cache_dir() == "/somewhere"
+    monkeypatch.delenv("CROSSCHECK_JAX_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", "/xdg")
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+    assert jax_backend.compilation_cache_dir() == "/xdg/crosscheck/jax"
 
 
 @settings(max_examples=25, database=None, deadline=None)
