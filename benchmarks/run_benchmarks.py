@@ -56,7 +56,12 @@ FAST_BACKENDS = ("numpy", "scipy.correlate", "scipy.convolve", "scipy.ndimage", 
 
 
 def timed(fn: Callable[[], object], *, min_time: float, min_reps: int = 3) -> float:
-    """Median seconds of `fn` after one warm-up call, over at least `min_reps` calls and `min_time` seconds."""
+    """Median seconds of `fn` after one warm-up call, over at least `min_reps` calls and `min_time` seconds.
+
+    Starts with a pause: torch's OpenMP workers spin for up to 200 ms after a call (KMP_BLOCKTIME) and
+    OpenBLAS' after a GEMM, and on 2 cores a spinning worker halves whatever is timed next.
+    """
+    time.sleep(0.25)
     fn()
     times: list[float] = []
     start = time.perf_counter()
@@ -80,6 +85,11 @@ def reference_sweep(quick: bool) -> list[dict[str, Any]]:
     print("\n1. Default reference vs torch.nn.functional.conv2d in float64 (CPU), same problems, median times")
     print(f"   torch threads {torch.get_num_threads()}; target: reference ≤ {TARGET_REF_VS_TORCH}× torch at ≥ 1e6 MACs")
     print(f"   {'MACs':>9} {'dtype':>8} {'reference':>11} {'torch f64':>11} {'ratio':>7}  method")
+    # One call of every problem first, largest first: glibc maps each large array afresh (page faults on
+    # every call) until a larger block has been freed, which would time the allocator's warm-up instead.
+    for n, c, o, hw in reversed(SWEEP):
+        for dtype in ("float32", "float64"):
+            reference(make_problem(ConvSpec(n, c, o, (hw, hw), (3, 3), padding=((1, 1), (1, 1)), dtype=dtype), 0))
     for n, c, o, hw in SWEEP:
         for dtype in ("float32", "float64"):
             spec = ConvSpec(n, c, o, (hw, hw), (3, 3), padding=((1, 1), (1, 1)), dtype=dtype)

@@ -46,7 +46,12 @@ def test_views_agree_with_the_exact_oracle(problem: ConvProblem) -> None:
             np.abs(r.approx - exact.approx) if r.low is None else np.abs((r.value - exact.value) + (r.low - exact.low))
         )
         assert np.all(err <= r.error_bound), (method, float(np.max(err - r.error_bound)))
-        np.testing.assert_allclose(r.magnitude, exact.magnitude, rtol=1e-9)
+        if method == "gemm" and problem.spec.dtype in ("float32", "float16", "bfloat16"):
+            # M from a float32 GEMM, rounded up: never below the exact M, at most ~K·2⁻²⁴ above it.
+            assert np.all(r.magnitude >= exact.magnitude)
+            assert np.all(r.magnitude <= exact.magnitude * (1 + problem.spec.terms * 2.0**-22))
+        else:
+            np.testing.assert_allclose(r.magnitude, exact.magnitude, rtol=1e-9)
 
 
 @given(conv_problems(max_macs=3_000, dtypes=["int32", "int64"]))

@@ -92,3 +92,13 @@ def test_other_dtypes_agree_with_the_oracle(dtype: str) -> None:
         assert np.all(err <= r.error_bound)
         if dtype == "complex128":  # a small share of the complex float64 bound √2·γ_2K(u)·M
             assert np.all(r.error_bound <= 8 * ACCURACY_SHARE * gamma(2 * spec.terms, F64_U) * exact.magnitude + 1e-300)
+
+
+@pytest.mark.parametrize("scale", [2.0**-100, 2.0**100])
+def test_magnitude_leaves_float32_where_its_products_would_leave_the_normal_range(scale: float) -> None:
+    spec = ConvSpec(1, 3, 2, (6,), (3,), dtype="bfloat16")
+    p = make_problem(spec, 2)
+    problem = ConvProblem(spec, (p.x.astype(np.float64) * scale).astype(p.x.dtype), p.w)
+    exact, r = direct(problem), reference(problem)
+    np.testing.assert_allclose(r.magnitude, exact.magnitude, rtol=1e-12)  # the float64 path: as tight as ever
+    assert np.all(np.abs(r.approx - exact.approx) <= r.error_bound)
