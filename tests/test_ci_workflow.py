@@ -117,11 +117,21 @@ def test_the_matrix_is_framework_by_python_and_shares_its_results() -> None:
     # pip's downloads cached, the example database restored before the session and saved even after a failure.
     assert any(u.startswith("actions/cache@") and "pip" in str(s["with"]["path"]) for u, s in zip(uses, steps))
     session = next(i for i, s in enumerate(steps) if "nox -s" in str(s.get("run", "")))
-    restore = next(i for i, u in enumerate(uses) if u.startswith("actions/cache/restore@"))
-    save = next(i for i, u in enumerate(uses) if u.startswith("actions/cache/save@"))
+
+    def cache_step(action: str, path: str) -> int:
+        return next(
+            i for i, (u, s) in enumerate(zip(uses, steps)) if u.startswith(action) and s["with"]["path"] == path
+        )
+
+    restore = cache_step("actions/cache/restore@", ".hypothesis")
+    save = cache_step("actions/cache/save@", ".hypothesis")
     assert restore < session < save and steps[save]["if"] == "always()"
-    assert steps[restore]["with"]["path"] == steps[save]["with"]["path"] == ".hypothesis"
     assert steps[restore]["with"]["restore-keys"].strip()
+    # JAX's compiled executables persist for the jax jobs, restored before the session and saved after it.
+    store = "~/.cache/crosscheck/jax"
+    jax_restore, jax_save = cache_step("actions/cache/restore@", store), cache_step("actions/cache/save@", store)
+    assert jax_restore < session < jax_save
+    assert "matrix.framework == 'jax'" in steps[jax_restore]["if"] and "always()" in steps[jax_save]["if"]
     uploads = [s for s in steps if str(s.get("uses", "")).startswith("actions/upload-artifact@")]
     assert {str(s["with"]["path"]).rstrip("/") for s in uploads} == {"reports/shards", ".hypothesis"}
     assert all(s["if"] == "always()" for s in uploads)
