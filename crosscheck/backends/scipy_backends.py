@@ -112,17 +112,17 @@ class ScipyFFT(Backend):
 
         spec = problem.spec
         xp = np.pad(problem.x, [(0, 0), (0, 0), *spec.pads])
-        cg, og = spec.in_channels // spec.groups, spec.out_channels // spec.groups
-        axes = tuple(range(3, 3 + spec.rank))
-        sub = (slice(None),) * 2 + tuple(slice(0, (n - 1) * s + 1, s) for n, s in zip(spec.out_size, spec.stride))
-        outs = []
-        for g in range(spec.groups):
-            x = xp[:, None, g * cg : (g + 1) * cg]  # (N, 1, Cg, *size)
-            w = _dilate(problem.w[g * og : (g + 1) * og], (1, 1, *spec.dilation))[None]  # (1, Og, Cg, *k)
-            # correlate(a, conj(b)) is convolve(a, flip(b)): what correlate(method='fft') hands fftconvolve.
-            per_channel = signal.fftconvolve(x, np.flip(w, axis=axes), mode="valid", axes=axes)
-            outs.append(np.sum(per_channel.astype(problem.x.dtype), axis=2)[sub])
-        return np.concatenate(outs, axis=1)
+        g, cg, og = spec.groups, spec.in_channels // spec.groups, spec.out_channels // spec.groups
+        axes = tuple(range(4, 4 + spec.rank))
+        # Every group at once, broadcast: x (N, G, 1, Cg, *size) against w (1, G, Og, Cg, *kernel).
+        x = xp.reshape(spec.batch, g, 1, cg, *xp.shape[2:])
+        wd = _dilate(problem.w, (1, 1, *spec.dilation))
+        w = wd.reshape(1, g, og, cg, *wd.shape[2:])
+        # correlate(a, conj(b)) is convolve(a, flip(b)): what correlate(method='fft') hands fftconvolve.
+        per_channel = signal.fftconvolve(x, np.flip(w, axis=axes), mode="valid", axes=axes)
+        y = np.sum(per_channel.astype(problem.x.dtype), axis=3)  # (N, G, Og, *full)
+        sub = (slice(None),) * 3 + tuple(slice(0, (n - 1) * s + 1, s) for n, s in zip(spec.out_size, spec.stride))
+        return np.asarray(y[sub].reshape(spec.y_shape))
 
 
 class ScipyNdimage(Backend):
