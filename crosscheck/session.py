@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import datetime as dt
 import functools
@@ -80,24 +81,42 @@ def select_backends(
         wanted = [n for n in wanted if n in only]
     ready: list[Backend] = []
     missing: list[dict[str, Any]] = []
+
+    def load(name: str) -> Backend:
+        return load_backend(name, device, isolation=isolation, timeout=timeout)
+
+    # Each worker imports its framework and probes it (TensorFlow: seconds): in worker processes those loads
+    # run side by side on every core while this process only waits, so start them all at once. In-process
+    # backends load here, in the main thread (frameworks may install signal handlers while importing).
+    pool = concurrent.futures.ThreadPoolExecutor(len(wanted)) if isolation and len(wanted) > 1 else None
+    futures = [pool.submit(load, n) for n in wanted] if pool else []
     try:
-        for name in wanted:
+        for i, name in enumerate(wanted):
             try:
-                ready.append(load_backend(name, device, isolation=isolation, timeout=timeout))
+                ready.append(futures[i].result() if pool else load(name))
             except BackendUnavailable as exc:
                 if names:
                     raise CrosscheckError(str(exc)) from None
                 missing.append({"name": name, "available": False, "reason": str(exc)})
     except BaseException:
+        if pool:
+            # Loads still running finish first: none of their workers may outlive this call.
+            concurrent.futures.wait(futures)
+            ready = [f.result() for f in futures if f.exception() is None]
         close_backends(ready)
         raise
+    finally:
+        if pool:
+            pool.shutdown(wait=True)
     return ready, missing
 
 
 def close_backends(backends: Sequence[Backend]) -> None:
-    for b in backends:
-        if isinstance(b, IsolatedBackend):
-            b.close()
+    isolated = [b for b in backends if isinstance(b, IsolatedBackend)]
+    for b in isolated:
+        b.request_close()  # every worker winds down (TensorFlow's takes a second) at the same time
+    for b in isolated:
+        b.close()
 
 
 @contextlib.contextmanager

@@ -27,6 +27,7 @@ from crosscheck.dtypes import COMPLEX_DTYPES, INT_DTYPES
 from crosscheck.problem import ConvProblem
 
 Correlate = Callable[[np.ndarray, np.ndarray], np.ndarray]
+PerOutput = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 _NO_HALF = (
     ("dtype float16", "scipy.signal's N-d correlate raises 'Unsupported type' for float16"),
@@ -41,9 +42,9 @@ def _dilate(w: np.ndarray, dilation: tuple[int, ...]) -> np.ndarray:
     return out
 
 
-def channel_sum(problem: ConvProblem, correlate_valid: Correlate) -> np.ndarray:
-    """correlate_valid(x block, w[o] as a (1, C_in/G, *kernel) filter) per output channel o, whose valid
-    output (N, 1, *size) is the sum over the group's channels; then the stride subsampling."""
+def channel_sum(problem: ConvProblem, per_output: PerOutput) -> np.ndarray:
+    """per_output(x block (N, C_in/G, *padded), dilated w[o] (C_in/G, *kernel)) -> (N, *valid) for each
+    output channel o, then the stride subsampling."""
     spec = problem.spec
     xp = np.pad(problem.x, [(0, 0), (0, 0), *spec.pads])
     cg, og = spec.in_channels // spec.groups, spec.out_channels // spec.groups
@@ -51,10 +52,14 @@ def channel_sum(problem: ConvProblem, correlate_valid: Correlate) -> np.ndarray:
     y = np.zeros(spec.y_shape, dtype=problem.x.dtype)
     for o in range(spec.out_channels):
         g = o // og
-        block = xp[:, g * cg : (g + 1) * cg]
-        part = correlate_valid(block, _dilate(problem.w[o], (1, *spec.dilation))[None])
-        y[:, o] = part[:, 0][sub]
+        y[:, o] = per_output(xp[:, g * cg : (g + 1) * cg], _dilate(problem.w[o], (1, *spec.dilation)))[sub]
     return y
+
+
+def spanning_channels(correlate_valid: Correlate) -> PerOutput:
+    """The filter as a (1, C_in/G, *kernel) block: the valid N-d correlation's single channel position is
+    the channel sum."""
+    return lambda x, w: correlate_valid(x, w[None])[:, 0]
 
 
 class ScipyCorrelate(Backend):
@@ -70,7 +75,9 @@ class ScipyCorrelate(Backend):
         from scipy import signal
 
         # conj(w): scipy's correlate conjugates its second argument (a no-op for real w).
-        return channel_sum(problem, lambda a, b: signal.correlate(a, np.conj(b), mode="valid", method="direct"))
+        return channel_sum(
+            problem, spanning_channels(lambda a, b: signal.correlate(a, np.conj(b), mode="valid", method="direct"))
+        )
 
 
 class ScipyConvolveFlipped(Backend):
@@ -86,7 +93,9 @@ class ScipyConvolveFlipped(Backend):
         from scipy import signal
 
         # Textbook convolution flips the kernel; flipping it first turns it into the CNN's correlation.
-        return channel_sum(problem, lambda a, b: signal.convolve(a, np.flip(b), mode="valid", method="direct"))
+        return channel_sum(
+            problem, spanning_channels(lambda a, b: signal.convolve(a, np.flip(b), mode="valid", method="direct"))
+        )
 
 
 class ScipyFFT(Backend):
@@ -143,25 +152,19 @@ class ScipyNdimage(Backend):
     def run(self, problem: ConvProblem) -> np.ndarray:
         from scipy import ndimage
 
-        # ndimage has no 'valid' mode: it computes every position of the zero-extended input, so a filter
-        # spanning the channel axis would cost C_in/G times the work; one call per (o, c) over the whole
-        # batch instead, channels summed in the problem's dtype (the K-term bound covers any order).
-        spec = problem.spec
-        xp = np.pad(problem.x, [(0, 0), (0, 0), *spec.pads])
-        cg, og = spec.in_channels // spec.groups, spec.out_channels // spec.groups
-        sub = (slice(None),) + tuple(slice(0, (n - 1) * s + 1, s) for n, s in zip(spec.out_size, spec.stride))
-        y = np.zeros(spec.y_shape, dtype=problem.x.dtype)
-        for o in range(spec.out_channels):
-            g = o // og
+        def per_channel(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+            # ndimage has no 'valid' mode: it computes every position of the zero-extended input, so a filter
+            # spanning the channel axis would cost C_in/G times the work; one call per input channel over the
+            # whole batch instead, summed in the problem's dtype (the K-term bound covers any order).
             acc = None
-            for c in range(cg):
+            for c in range(x.shape[1]):
                 # conj(w): for complex weights ndimage.correlate conjugates them, as scipy.signal does.
-                kernel = np.conj(_dilate(problem.w[o, c], spec.dilation))[None]
-                full = ndimage.correlate(xp[:, g * cg + c], kernel, mode="constant", cval=0)
+                kernel = np.conj(w[c])[None]
+                full = ndimage.correlate(x[:, c], kernel, mode="constant", cval=0)
                 # ndimage centres the kernel at k // 2; the valid window starting at m sits at m + k // 2.
                 index = tuple(slice(k // 2, k // 2 + n - k + 1) for n, k in zip(full.shape, kernel.shape))
-                part = full[index]
-                acc = part if acc is None else acc + part
+                acc = full[index] if acc is None else acc + full[index]
             assert acc is not None
-            y[:, o] = acc[sub]
-        return y
+            return np.asarray(acc)
+
+        return channel_sum(problem, per_channel)
