@@ -95,7 +95,7 @@ def bf16_depth_padded_conv3d(spec: ConvSpec) -> str | None:
 BF16_SAME_DEPTH_PADDED_CONV3D = (
     "finding tensorflow-bfloat16-same-depth-padded-conv3d-garbage: eager tf.nn.conv3d in bfloat16 with "
     "padding='SAME' on an input of depth 1 and a kernel of depth ≥ 3 (SAME pads the depth on both sides) "
-    "returns zeros or garbage such as 3.9e35 (uninitialised memory) on oneDNN's bfloat16 kernels; the same pads given "
+    "returns zeros or garbage such as 3.9e35 (uninitialised memory) on this CPU; the same pads given "
     "explicitly, deeper inputs and float32 are right; the adapter leaves that region out"
 )
 
