@@ -7,7 +7,9 @@ that the record aggregates).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 import numpy as np
 from hypothesis import event
@@ -21,6 +23,8 @@ from crosscheck.reference import ReferenceResult, reference
 from crosscheck.reproducer import reproducer
 from crosscheck.strategies import conv_problems
 from crosscheck.values import make_asymmetric
+
+T = TypeVar("T")
 
 # What went wrong, for the record: a wrong answer, an exception, or the backend's worker died.
 FAILURE_KINDS = ("mismatch", "exception", "crash", "hang")
@@ -80,11 +84,12 @@ class Unsupported(Exception):
     """
 
 
-def run_backend(backend: Backend, prop: str, problem: ConvProblem) -> np.ndarray:
-    """backend.run, with any framework error on a supported configuration turned into a failure."""
+def call_backend(backend: Backend, prop: str, problem: ConvProblem, fn: Callable[[], T]) -> T:
+    """`fn()` (a call into `backend`), with any framework error on a supported configuration turned into a
+    failure, a declined problem into Unsupported, and a dead worker into a failure of its kind."""
     where = f"Problem: {problem.spec.describe()} seed={problem.seed} values={problem.values}"
     try:
-        return np.asarray(backend.run(problem))
+        return fn()
     except PropertyFailure:
         raise
     except NotImplementedError as exc:
@@ -102,6 +107,11 @@ def run_backend(backend: Backend, prop: str, problem: ConvProblem) -> np.ndarray
     except Exception as exc:
         message = f"backend raised {type(exc).__name__}: {exc}".splitlines()[0]
         raise PropertyFailure(f"{message}\n{where}", backend.name, prop, problem, kind="exception") from exc
+
+
+def run_backend(backend: Backend, prop: str, problem: ConvProblem) -> np.ndarray:
+    """backend.run, with any framework error on a supported configuration turned into a failure."""
+    return call_backend(backend, prop, problem, lambda: np.asarray(backend.run(problem)))
 
 
 class Property:

@@ -10,9 +10,6 @@ example, so failures, reproducers and known findings work as for the forward pro
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TypeVar
-
 import numpy as np
 from hypothesis import assume
 from hypothesis import strategies as st
@@ -22,16 +19,13 @@ from crosscheck.backward import cotangent, cotangent_limit, input_gradient_terms
 from crosscheck.comparison import Verdict
 from crosscheck.comparison_backward import adjoint_verdict, compare_result
 from crosscheck.dtypes import dtype_info
-from crosscheck.isolation import WorkerDied
 from crosscheck.problem import ConvProblem
-from crosscheck.properties import Observation, Property, PropertyFailure, Unsupported, features, run_backend
+from crosscheck.properties import Observation, Property, PropertyFailure, call_backend, features, run_backend
 from crosscheck.reference import reference
 from crosscheck.reference.gradients import input_gradient, weight_gradient
 from crosscheck.reference.transposed import conv_transpose
 from crosscheck.strategies import conv_specs
 from crosscheck.values import VALUE_KINDS, make_problem
-
-T = TypeVar("T")
 
 # A vector-Jacobian product costs two convolutions: half the forward budget keeps examples as fast.
 BACKWARD_MAX_MACS = 20_000
@@ -53,26 +47,6 @@ def backward_problems(draw: st.DrawFn, caps: Capabilities, forward: Capabilities
         assume(exact_ok)
     kind = draw(st.sampled_from([v for v in VALUE_KINDS if v != "exact" or exact_ok]))
     return make_problem(spec, draw(st.integers(0, 2**32 - 1)), kind)
-
-
-def call_backend(backend: Backend, prop: str, problem: ConvProblem, fn: Callable[[], T]) -> T:
-    """`fn()` (a backend call), with a framework error on a supported configuration turned into a
-    failure, exactly as `properties.run_backend` treats `backend.run`."""
-    where = f"Problem: {problem.spec.describe()} seed={problem.seed} values={problem.values}"
-    try:
-        return fn()
-    except PropertyFailure:
-        raise
-    except NotImplementedError as exc:
-        if not backend.may_decline:
-            message = f"backend raised NotImplementedError: {exc}".splitlines()[0]
-            raise PropertyFailure(f"{message}\n{where}", backend.name, prop, problem, kind="exception") from exc
-        raise Unsupported(str(exc).splitlines()[0] if str(exc) else "NotImplementedError") from exc
-    except WorkerDied as exc:
-        raise PropertyFailure(f"{exc}\n{where}", backend.name, prop, problem, kind=exc.kind) from exc
-    except Exception as exc:
-        message = f"backend raised {type(exc).__name__}: {exc}".splitlines()[0]
-        raise PropertyFailure(f"{message}\n{where}", backend.name, prop, problem, kind="exception") from exc
 
 
 def backward_features(problem: ConvProblem) -> list[str]:
