@@ -99,13 +99,16 @@ def _exponents(a: np.ndarray, axis: int) -> np.ndarray:
     return np.asarray(e, dtype=np.float64)
 
 
-def split(a: np.ndarray, axis: int, bits: int, count: int) -> tuple[list[np.ndarray], np.ndarray]:
-    """`count` slices of `a` and the remainder: slice i holds multiples of 2^(e − i·bits), |slice| ≤ 2|a|.
+def split(
+    a: np.ndarray, axis: int, bits: int, count: int, exponents: np.ndarray | None = None
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """`count` slices of `a` and the remainder: slice i holds multiples of 2^(e − i·bits), |slice| ≤ 2|a|,
+    with e = `exponents` (default `_exponents(a, axis)`).
 
     fl((r + σ) − σ) with σ = 1.5·2^(t + 52) rounds r to the nearest multiple of 2^t = ulp(σ), exactly
     (|r| < 2^(t + 51) keeps r + σ inside σ's binade); r minus that is exact as well.
     """
-    e = _exponents(a, axis)
+    e = _exponents(a, axis) if exponents is None else exponents
     rest = a.copy()
     slices = []
     for i in range(1, count + 1):
@@ -117,23 +120,29 @@ def split(a: np.ndarray, axis: int, bits: int, count: int) -> tuple[list[np.ndar
     return slices, rest
 
 
-def _slices_are_safe(a: np.ndarray, b: np.ndarray, bits: int, count: int) -> bool:
-    """σ stays finite and normal, and every slice product's quantum stays a normal number."""
-    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
-        return False
+def _exponent_range(*lines: tuple[np.ndarray, np.ndarray]) -> tuple[int, int] | None:
+    """(lowest, highest) exponent over the non-zero lines of each side — given as (max |line|, its
+    exponent) pairs — with the lowest taken per side; None when a side is all zeros."""
     lowest, highest = [], []
-    for side, axis in ((a, 2), (b, 1)):
-        m = np.max(np.abs(side), axis=axis)
-        if not np.any(m > 0):
-            return True  # an all-zero side: every product is an exact zero
-        _, e = np.frexp(m[m > 0])
-        lowest.append(int(e.min()) - (count + 1) * bits)
-        highest.append(int(e.max()) + 52)
-    return max(highest) < _SAFE_EXPONENT and min(lowest) > -_SAFE_EXPONENT // 2 - 50
+    for m, e in lines:
+        nonzero = m > 0
+        if not np.any(nonzero):
+            return None
+        lowest.append(int(e[nonzero].min()))
+        highest.append(int(e[nonzero].max()))
+    return min(lowest), max(highest)
+
+
+def _slices_are_safe(exponents: tuple[int, int] | None, bits: int, count: int) -> bool:
+    """σ stays finite and normal, and every slice product's quantum stays a normal number."""
+    if exponents is None:
+        return True  # an all-zero side: every product is an exact zero
+    lowest, highest = exponents
+    return highest + 52 < _SAFE_EXPONENT and lowest - (count + 1) * bits > -_SAFE_EXPONENT // 2 - 50
 
 
 def _truncation_factor(bits: int, count: int) -> float:
-    """κ with |X·W − Σ_{i+j≤s+1} X_i·W_j| ≤ K·κ·2^(e_r + f_c) per element (see `_float64`)."""
+    """κ with |A·B − Σ_{i+j≤s+1} A_i·B_j| ≤ K·κ·2^(e_r + f_c) per element (see `_float64_products`)."""
     grow = (1 + 2.0**-bits) ** 2
     dropped = sum(
         2.0 ** (-(i + j - 2) * bits) * grow
@@ -149,12 +158,17 @@ def _float64_products(
     a: np.ndarray, b: np.ndarray, mag: np.ndarray, terms: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """(hi, lo, bound) of A·B for float64 A (G, R, K) and B (G, K, C), or None to use double-double."""
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        return None
     bits = slice_bits(terms)
-    ea, eb = _exponents(a, 2), _exponents(b, 1)  # (G, R, 1), (G, 1, C)
+    # One pass over each side for its lines' largest magnitudes: exponents, safety and slicing share it.
+    ma, mb = np.max(np.abs(a), axis=2, keepdims=True), np.max(np.abs(b), axis=1, keepdims=True)
+    ea, eb = (np.asarray(np.frexp(m)[1], dtype=np.float64) for m in (ma, mb))  # (G, R, 1), (G, 1, C)
+    exponents = _exponent_range((ma, ea), (mb, eb))
     scale = np.ldexp(1.0, (ea + eb).astype(np.int64))  # 2^(e_r + f_c) per element
     target = ACCURACY_SHARE * gamma(terms, F64_U) * mag
     for count in range(3, MAX_SLICES + 1):
-        if not _slices_are_safe(a, b, bits, count):
+        if not _slices_are_safe(exponents, bits, count):
             return None
         # |X_i| ≤ 2|x| and |remainder| ≤ |x| elementwise, so c·M bounds the truncation as well:
         # that keeps elements whose windows are mostly zeros (M ≪ 2^(e+f)) from needing more slices.
@@ -163,8 +177,8 @@ def _float64_products(
         truncation = np.minimum(per_element * scale, (4 * pairs + 4) * mag)
         if not np.all(truncation <= target):
             continue
-        a_slices, _ = split(a, 2, bits, count)
-        b_slices, _ = split(b, 1, bits, count)
+        a_slices, _ = split(a, 2, bits, count, ea)
+        b_slices, _ = split(b, 1, bits, count, eb)
         hi = np.zeros(mag.shape)
         lo = np.zeros(mag.shape)
         n = 0
