@@ -169,10 +169,8 @@ _MAX_EXECUTABLES = 1024
 _EXECUTABLES: dict[tuple[str, str], Callable[[Any, Any], Any]] = {}  # by (StableHLO text, device)
 
 
-@lru_cache(maxsize=_MAX_EXECUTABLES)
-def compiled(key: Static) -> Callable[[Any, Any], Any]:
-    """The convolution for `key`, lowered and compiled for its device once."""
-    jax = _jax()
+def lax_conv(key: Static) -> Callable[[Any, Any], Any]:
+    """(x, w) -> lax.conv_general_dilated as `key` describes it (the forward convolution)."""
     from jax import lax
 
     def conv(x: Any, w: Any) -> Any:
@@ -189,10 +187,22 @@ def compiled(key: Static) -> Callable[[Any, Any], Any]:
             preferred_element_type=dtype_info(key.preferred).numpy if key.preferred else None,
         )
 
+    return conv
+
+
+def _compile(what: tuple[Any, ...], key: Static, fn: Callable[..., Any], shapes: tuple[tuple[int, ...], ...]) -> Any:
+    """`fn` for arguments of `shapes` in `key`'s dtype on its device: stored, or lowered and compiled."""
+    jax = _jax()
     sharding = jax.sharding.SingleDeviceSharding(_device(key.device))
     dt = dtype_info(key.dtype).numpy
-    args = (jax.ShapeDtypeStruct(s, dt, sharding=sharding) for s in (key.x_shape, key.w_shape))
-    return _stored_or_compiled(("forward", key), key.device, lambda: jax.jit(conv).lower(*args))
+    args = (jax.ShapeDtypeStruct(s, dt, sharding=sharding) for s in shapes)
+    return _stored_or_compiled(what, key.device, lambda: jax.jit(fn).lower(*args))
+
+
+@lru_cache(maxsize=_MAX_EXECUTABLES)
+def compiled(key: Static) -> Callable[[Any, Any], Any]:
+    """The convolution for `key`, lowered and compiled for its device once."""
+    return cast(Callable[[Any, Any], Any], _compile(("forward", key), key, lax_conv(key), (key.x_shape, key.w_shape)))
 
 
 def _store_path(what: tuple[Any, ...], device: str) -> Path | None:
@@ -295,18 +305,7 @@ def compiled_backward(kind: str, key: Static, g_shape: tuple[int, ...] = ()) -> 
     fn: Callable[..., Any]
     shapes: tuple[tuple[int, ...], ...]
     if kind == "vjp":
-
-        def conv(x: Any, w: Any) -> Any:
-            return lax.conv_general_dilated(
-                x,
-                w,
-                window_strides=key.strides,
-                padding=key.padding,
-                rhs_dilation=key.dilation,
-                feature_group_count=key.groups,
-                dimension_numbers=key.dims,
-                precision=precision,
-            )
+        conv = lax_conv(key)
 
         def fn(x: Any, w: Any, g: Any) -> Any:
             return jax.vjp(conv, x, w)[1](g)
@@ -339,10 +338,7 @@ def compiled_backward(kind: str, key: Static, g_shape: tuple[int, ...] = ()) -> 
             )
 
         shapes = (key.x_shape, key.w_shape)
-    sharding = jax.sharding.SingleDeviceSharding(_device(key.device))
-    dt = dtype_info(key.dtype).numpy
-    args = (jax.ShapeDtypeStruct(s, dt, sharding=sharding) for s in shapes)
-    return _stored_or_compiled((kind, key, g_shape), key.device, lambda: jax.jit(fn).lower(*args))
+    return cast(Callable[..., Any], _compile((kind, key, g_shape), key, fn, shapes))
 
 
 class JaxBackend(Backend):
