@@ -76,22 +76,35 @@ def conv_attributes(spec: ConvSpec) -> dict[str, Any]:
     return attrs
 
 
-def conv_model(spec: ConvSpec) -> onnx.ModelProto:
-    """A one-node model Y = Conv(X, W) with `spec`'s static shapes, dtype and attributes."""
+def _one_node_model(
+    op: str,
+    attributes: dict[str, Any],
+    dtype: str,
+    *,
+    x: tuple[int, ...],
+    w: tuple[int, ...],
+    y: tuple[int, ...],
+) -> onnx.ModelProto:
+    """A model of the single node Y = op(X, W) with static shapes, in `dtype`."""
     from onnx import helper
 
-    elem = _ELEM_TYPE[spec.dtype]
-    node = helper.make_node("Conv", ["X", "W"], ["Y"], **conv_attributes(spec))
+    elem = _ELEM_TYPE[dtype]
+    node = helper.make_node(op, ["X", "W"], ["Y"], **attributes)
     graph = helper.make_graph(
         [node],
-        "conv",
+        op.lower(),
         [
-            helper.make_tensor_value_info("X", elem, list(spec.x_shape)),
-            helper.make_tensor_value_info("W", elem, list(spec.w_shape)),
+            helper.make_tensor_value_info("X", elem, list(x)),
+            helper.make_tensor_value_info("W", elem, list(w)),
         ],
-        [helper.make_tensor_value_info("Y", elem, list(spec.y_shape))],
+        [helper.make_tensor_value_info("Y", elem, list(y))],
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION)
+
+
+def conv_model(spec: ConvSpec) -> onnx.ModelProto:
+    """A one-node model Y = Conv(X, W) with `spec`'s static shapes, dtype and attributes."""
+    return _one_node_model("Conv", conv_attributes(spec), spec.dtype, x=spec.x_shape, w=spec.w_shape, y=spec.y_shape)
 
 
 def conv_transpose_attributes(spec: ConvSpec) -> dict[str, Any]:
@@ -113,20 +126,8 @@ def conv_transpose_attributes(spec: ConvSpec) -> dict[str, Any]:
 def conv_transpose_model(spec: ConvSpec) -> onnx.ModelProto:
     """A one-node model Y = ConvTranspose(X, W): X shaped like the forward output, W the forward weight
     (ConvTranspose's (C, M/group, *kernel) with C = the forward C_out), Y like the forward input."""
-    from onnx import helper
-
-    elem = _ELEM_TYPE[spec.dtype]
-    node = helper.make_node("ConvTranspose", ["X", "W"], ["Y"], **conv_transpose_attributes(spec))
-    graph = helper.make_graph(
-        [node],
-        "conv_transpose",
-        [
-            helper.make_tensor_value_info("X", elem, list(spec.y_shape)),
-            helper.make_tensor_value_info("W", elem, list(spec.w_shape)),
-        ],
-        [helper.make_tensor_value_info("Y", elem, list(spec.x_shape))],
-    )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION)
+    attributes = conv_transpose_attributes(spec)
+    return _one_node_model("ConvTranspose", attributes, spec.dtype, x=spec.y_shape, w=spec.w_shape, y=spec.x_shape)
 
 
 @cache
