@@ -15,6 +15,16 @@ from crosscheck.problem import ConvProblem, ConvSpec
 
 Constraint = Callable[[ConvSpec], "str | None"]
 
+
+def first_refusal(constraints: tuple[Constraint, ...], spec: ConvSpec) -> str | None:
+    """The reason of the first constraint that refuses `spec`, or None."""
+    for rule in constraints:
+        reason = rule(spec)
+        if reason:
+            return reason
+    return None
+
+
 ALL_PADDING = ("explicit", *NAMED_MODES)
 
 
@@ -70,11 +80,7 @@ class Capabilities:
             return f"stride > {self.max_stride} is not supported"
         if max(spec.dilation) > self.max_dilation:
             return f"dilation > {self.max_dilation} is not supported"
-        for rule in self.constraints:
-            reason = rule(spec)
-            if reason:
-                return reason
-        return None
+        return first_refusal(self.constraints, spec)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -120,11 +126,7 @@ class PrecisionMode:
 
     def refuses(self, spec: ConvSpec) -> str | None:
         """Why this mode cannot run `spec` (on top of the backend's own capabilities), or None."""
-        for rule in self.constraints:
-            reason = rule(spec)
-            if reason:
-                return reason
-        return None
+        return first_refusal(self.constraints, spec)
 
     def to_dict(self) -> dict[str, Any]:
         return {
