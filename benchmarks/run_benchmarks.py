@@ -280,6 +280,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     sections = set(args.only.split(","))
+    unknown = sections - {"reference", "examples", "wall"}
+    if unknown:
+        parser.error(f"--only: unknown section {', '.join(sorted(unknown))}; expected reference, examples, wall")
     info = machine()
     print(f"crosscheck benchmarks on {info['cpu']}, {info['cpus']} CPUs, Python {info['python']}")
     results: dict[str, Any] = {"machine": info}

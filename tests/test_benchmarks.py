@@ -76,3 +76,11 @@ def test_the_command_line_lists_its_sections(bench: ModuleType, capsys: pytest.C
     with pytest.raises(SystemExit):
         bench.main(["--help"])
     assert "--quick" in capsys.readouterr().out
+
+
+def test_an_unknown_section_is_a_usage_error(bench: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        bench.main(["--only", "reference,speed"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].endswith("--only: unknown section speed; expected reference, examples, wall")
