@@ -202,6 +202,49 @@ def summary_table(record: dict[str, Any], colour: bool = False) -> str:
     return "\n".join(lines)
 
 
+_OUTCOME_ORDER = (
+    "stale",
+    "beyond its contract",
+    "fails differently",
+    "reproduced",
+    "not reproduced here",
+    "not applicable",
+    "pinned by a test",
+    "no example",
+)
+
+
+def findings_summary(record: dict[str, Any]) -> str:
+    """Which known findings reproduce on this machine and which do not, by outcome, with each backend's ISA class.
+    A finding several properties replayed or reached is listed once, under its gravest outcome."""
+    best: dict[str, tuple[int, str, str]] = {}  # id -> (rank in _OUTCOME_ORDER, outcome, note)
+    for r in record["results"]:
+        for f in r.get("known_findings") or []:
+            outcome = str(f.get("outcome") or ("reproduced" if f.get("reproduced") else "not reproduced here"))
+            rank = _OUTCOME_ORDER.index(outcome) if outcome in _OUTCOME_ORDER else len(_OUTCOME_ORDER)
+            if outcome == "not reproduced here":
+                note = f" (recorded: {f['where']})" if f.get("where") else ""
+            elif outcome == "reproduced":
+                note = ""
+            else:
+                text = str(f.get("message") or f.get("pinned_by") or "")
+                note = f": {text.splitlines()[0][:160]}" if text else ""
+            if f["id"] not in best or rank < best[f["id"]][0]:
+                best[f["id"]] = (rank, outcome, note)
+    if not best:
+        return ""
+    dispatch = record.get("environment", {}).get("dispatch", {})
+    classes = ", ".join(f"{b} {d['isa_class']}" for b, d in dispatch.items() if d.get("isa_class"))
+    lines = [f"\nknown findings on this machine (kernels: {classes or 'unknown'}):"]
+    for outcome in _OUTCOME_ORDER:
+        found = sorted((fid, note) for fid, (_, o, note) in best.items() if o == outcome)
+        if found:
+            label = outcome.upper() if outcome in _OUTCOME_ORDER[:3] else outcome
+            lines.append(f"  {label} ({len(found)}):")
+            lines += [f"    {fid}{note}" for fid, note in found]
+    return "\n".join(lines)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from crosscheck import record as rec
     from crosscheck.profiles import default_profile
@@ -243,9 +286,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     html = args.out / "crosscheck.html"
     _write_html(record, html, str(path))
     print(summary_table(record, colour=use_colour(sys.stdout)))
+    print(findings_summary(record))
     for r in record["results"]:
         for f in r["failures"]:
-            print(f"\n--- {r['backend']} / {r['property']} ---\n{f['message']}\n\nReproduce with:\n{f['reproducer']}")
+            triage = f.get("triage") or "new discrepancy"
+            text = f"\n--- {r['backend']} / {r['property']}: {triage} ---\n{f['message']}"
+            if f.get("reproducer"):
+                text += f"\n\nReproduce with:\n{f['reproducer']}"
+            print(text)
     print(f"\nrecord: {path}\nreport: {html}")
     if args.shard:
         print(

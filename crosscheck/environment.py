@@ -8,6 +8,8 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+from crosscheck.hardware import caps_in_effect, cpu
+
 _PACKAGES = (
     "numpy",
     "scipy",
@@ -26,22 +28,13 @@ _ENV_VARS = (
     "OPENBLAS_L2_SIZE",
     "OMP_NUM_THREADS",
     "TF_ENABLE_ONEDNN_OPTS",
+    "ONEDNN_MAX_CPU_ISA",
+    "ATEN_CPU_CAPABILITY",
     "XLA_FLAGS",
     "JAX_ENABLE_X64",
     "JAX_DEFAULT_MATMUL_PRECISION",
     "CUDA_VISIBLE_DEVICES",
 )
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _versions() -> dict[str, str]:
@@ -54,17 +47,26 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def fingerprint(precision_flags: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
-    """Versions, CPU, selected environment variables and each backend's pinned precision flags."""
+def fingerprint(
+    precision_flags: dict[str, dict[str, Any]] | None = None, dispatch: dict[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """Versions, the CPU and its kernel-relevant features, the ISA caps in effect, selected environment
+    variables, each backend's pinned precision flags and what each backend's kernels dispatch to."""
+    info = cpu()
     return {
         "python": sys.version.split()[0],
         "implementation": platform.python_implementation(),
         "platform": platform.platform(),
         "machine": platform.machine(),
-        "cpu": _cpu_model(),
+        "cpu": info["model"],
+        "cpu_vendor": info["vendor"],
+        "cpu_features": info["features"],
+        "cpu_isa_class": info["isa_class"],
+        "isa_caps": caps_in_effect(),
         "cpu_count": os.cpu_count(),
         "packages": _versions(),
         "env": {k: os.environ[k] for k in _ENV_VARS if k in os.environ},
         "ci": bool(os.environ.get("CI")),
         "precision_flags": precision_flags or {},
+        "dispatch": dispatch or {},
     }

@@ -1,22 +1,52 @@
-"""Known upstream discrepancies (crosscheck/data/known_findings.json), replayed on every run.
+"""Known upstream discrepancies (crosscheck/data/known_findings.json) as expectations, not exclusions.
 
-A finding's region is left out of the random search by its backend's capabilities; its minimal
-example is replayed here and must still fail. If it passes on a version the finding names, the run
-fails: the finding was fixed upstream (or the adapter changed) and the data file is out of date.
+A finding is a function of the framework version *and* the ISA class its kernels dispatch to
+(`crosscheck.hardware`): the same torch release sums float16 gradients in float16 on AVX-512 kernels
+and in float32 on AVX-512 FP16 ones. So each finding lists the environments it was seen in, each as
+(version, ISA class, reproduced or not), and its region (`crosscheck.finding_regions`) stays in the
+random search. Every run then says, per finding:
+
+- *reproduced here*: its minimal example still fails here (or the random search hit its region and
+  failed as it explains);
+- *not reproduced here*: it passed, in an environment where it was never recorded as reproducing —
+  information, not a failure;
+- *stale*: it passed in an environment whose version and ISA class match one where it was recorded
+  reproducing — the run fails, the data file (or the adapter) is out of date.
+
+A finding of kind "weaker-contract" (a float16 sum kept in float16) is not garbage: inside its region
+the backend must still meet the bound of that weaker contract, so a second, different bug there is
+still caught. A finding of kind "crash" is replayed only in a worker process.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-from dataclasses import replace
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 from typing import Any
 
-from crosscheck.backends.base import Backend
-from crosscheck.problem import ConvSpec
+from crosscheck.backends.base import Backend, weaker_contract
+from crosscheck.finding_regions import REGIONS, Region
+from crosscheck.hardware import isa_rank
+from crosscheck.problem import ConvProblem, ConvSpec
 from crosscheck.properties import Property, PropertyFailure
+from crosscheck.record import FINDING_OUTCOMES
+from crosscheck.reproducer import reproducer
 from crosscheck.values import make_problem
+
+KINDS = ("weaker-contract", "wrong", "exception", "crash")
+# What a failure of each kind of finding looks like (PropertyFailure.kind); weaker-contract: see `explains`.
+_EXPLAINED_KINDS = {
+    "weaker-contract": ("mismatch",),
+    "wrong": ("mismatch",),
+    "exception": ("exception",),
+    "crash": ("crash",),
+}
+# The outcomes that fail a run: the data file (or the adapter) no longer describes this environment.
+FAILING_OUTCOMES = FINDING_OUTCOMES[:3]
 
 
 @cache
@@ -25,37 +55,214 @@ def known_findings() -> tuple[dict[str, Any], ...]:
     return tuple(json.loads(text)["findings"])
 
 
-def _version_matches(backend: Backend, versions: list[str]) -> bool:
-    have = backend.version()
-    return any(have == v or have.startswith(v + ".") for v in versions)
+def _version_matches(have: str, version: str) -> bool:
+    return have == version or have.startswith(version + ".")
+
+
+def isa_class_of(backend: Backend) -> str:
+    return str(backend.dispatch().get("isa_class") or "unknown")
+
+
+def recorded_here(finding: dict[str, Any], version: str, isa_class: str) -> bool:
+    """Was `finding` recorded reproducing with this framework version on this ISA class (on any, when the
+    finding does not depend on the ISA)?"""
+    for env in finding.get("environments", ()):
+        if not env.get("reproduced") or not _version_matches(version, str(env["version"])):
+            continue
+        if not finding.get("isa_dependent", True) or env.get("isa_class") == isa_class:
+            return True
+    return False
+
+
+def environments_text(finding: dict[str, Any]) -> str:
+    """'reproduced: avx512-bf16, avx2 (torch 2.13); not reproduced: amx' — for messages and reports."""
+    if not finding.get("isa_dependent", True):
+        versions = sorted({str(e["version"]) for e in finding.get("environments", ()) if e.get("reproduced")})
+        return f"any ISA (versions {', '.join(versions)})"
+    seen: dict[bool, list[str]] = {True: [], False: []}
+    for e in finding.get("environments", ()):
+        label = f"{e.get('isa_class')} ({e['version']})"
+        if label not in seen[bool(e.get("reproduced"))]:
+            seen[bool(e.get("reproduced"))].append(label)
+    parts = [f"reproduced on {', '.join(seen[True])}"] if seen[True] else []
+    parts += [f"not reproduced on {', '.join(seen[False])}"] if seen[False] else []
+    return "; ".join(parts) or "no environment recorded"
+
+
+@dataclass(frozen=True)
+class Known:
+    """A finding whose region holds a problem here: its data and its region."""
+
+    finding: dict[str, Any]
+    region: Region
+
+    @property
+    def id(self) -> str:
+        return str(self.finding["id"])
+
+    @property
+    def kind(self) -> str:
+        return str(self.finding.get("kind", "wrong"))
+
+
+def regions_holding(backend: Backend, prop: str, spec: ConvSpec) -> list[Known]:
+    """The findings of `backend` whose region holds `spec` for property `prop` on this backend's ISA class."""
+    out = []
+    for f in known_findings():
+        for region in REGIONS.get(str(f["id"]), ()):
+            if region.backend != backend.name or prop not in region.properties:
+                continue
+            if region.min_isa_class and isa_rank(isa_class_of(backend)) < isa_rank(region.min_isa_class):
+                continue
+            if region.contains(spec):
+                out.append(Known(f, region))
+                break
+    # Where regions overlap, a finding recorded reproducing here explains first, and a garbage finding before
+    # a weaker contract (a bfloat16 accumulator's bound is wide enough to swallow garbage of another bug).
+    if len(out) > 1:
+        version, isa_class = backend.version(), isa_class_of(backend)
+        out.sort(key=lambda k: (not recorded_here(k.finding, version, isa_class), k.kind == "weaker-contract"))
+    return out
+
+
+def contract_of(finding: dict[str, Any]) -> dict[str, str]:
+    """dtype -> accumulator of a weaker-contract finding (e.g. {"float16": "float16"})."""
+    return dict(finding.get("contract", {}).get("accumulators", {}))
+
+
+def explains(known: Known, prop: Property, backend: Backend, problem: ConvProblem, failure: PropertyFailure) -> bool:
+    """Does `known` explain `failure` of `problem`? A weaker-contract finding does when the same check passes
+    under its weaker contract; if that fails too, the failure is something else, raised as it is then."""
+    if failure.kind not in _EXPLAINED_KINDS.get(known.kind, ()):
+        return False
+    if known.kind == "weaker-contract":
+        with weaker_contract(contract_of(known.finding)):
+            try:
+                prop.check(backend, problem)
+            except PropertyFailure as beyond:
+                raise PropertyFailure(
+                    f"inside the region of known finding {known.id}, and beyond even its weaker contract "
+                    f"({_contract_text(known.finding)}): a different discrepancy\n{beyond.detail}",
+                    backend.name,
+                    prop.name,
+                    beyond.problem,
+                    kind=beyond.kind,
+                ) from None
+        return True
+    return True
+
+
+def _contract_text(finding: dict[str, Any]) -> str:
+    return ", ".join(f"{d} sums in {a}" for d, a in contract_of(finding).items()) or "none"
+
+
+# ------------------------------------------------------------------------------------------ replay
+
+
+def example_problem(finding: dict[str, Any]) -> ConvProblem:
+    ex = finding["example"]
+    problem = make_problem(ConvSpec.from_dict(ex["spec"]), ex["seed"], ex["values"])
+    if ex.get("meta"):  # e.g. the precision mode of a precision_modes finding
+        problem = replace(problem, meta={**problem.meta, **ex["meta"]})
+    return problem
+
+
+def finding_reproducer(finding: dict[str, Any], backend: str) -> str:
+    """The finding's minimal example as a reproducer, headed by where it was and was not seen."""
+    head = f"# known finding {finding['id']} ({finding.get('framework', backend)}): {environments_text(finding)}"
+    return head + "\n" + reproducer(backend, str(finding["property"]), example_problem(finding))
+
+
+@functools.cache
+def _isolated(name: str, device: str) -> Backend:
+    """A worker-process twin of an in-process backend, for replaying a crash finding without dying of it."""
+    from crosscheck.backends.registry import instantiate, resolve
+    from crosscheck.isolation import IsolatedBackend
+
+    return IsolatedBackend(functools.partial(instantiate, resolve(name), name, device), name)
+
+
+def _replay_backend(backend: Backend, finding: dict[str, Any]) -> Backend:
+    from crosscheck.isolation import IsolatedBackend
+
+    if finding.get("kind") != "crash" or isinstance(backend, IsolatedBackend):
+        return backend
+    return _isolated(backend.name, backend.device)
 
 
 def replay(backend: Backend, prop: Property) -> list[dict[str, Any]]:
-    """Replay the findings recorded for (backend, property); each entry says whether it reproduced."""
+    """Replay the findings recorded for (backend, property): each entry says what happened here."""
     out = []
-    for f in known_findings():
-        if f["backend"] != backend.name or f["property"] != prop.name:
-            continue
-        entry: dict[str, Any] = {k: f[k] for k in ("id", "explanation", "observed") if k in f}
-        entry["version_matches"] = _version_matches(backend, f["versions"])
+    mine = [f for f in known_findings() if f["backend"] == backend.name and f["property"] == prop.name]
+    version, isa_class = (backend.version(), isa_class_of(backend)) if mine else ("", "")
+    for f in mine:
+        entry: dict[str, Any] = {k: f[k] for k in ("id", "explanation", "observed", "kind") if k in f}
+        entry["environments"] = list(f.get("environments", ()))
+        entry["where"] = environments_text(f)
+        entry["version_matches"] = any(_version_matches(version, v) for v in f["versions"])
+        entry["here"] = {"version": version, "isa_class": isa_class}
+        entry["expected_here"] = recorded_here(f, version, isa_class)
         if "example" not in f:
-            entry.update(reproduced=None, pinned_by=f.get("pinned_by"), message="")
+            pinned = f.get("pinned_by")
+            entry.update(reproduced=None, pinned_by=pinned, message="", reproducer="")
+            entry["outcome"] = "pinned by a test" if pinned else "no example"
             out.append(entry)
             continue
-        ex = f["example"]
-        problem = make_problem(ConvSpec.from_dict(ex["spec"]), ex["seed"], ex["values"])
-        if ex.get("meta"):  # e.g. the precision mode of a precision_modes finding
-            problem = replace(problem, meta={**problem.meta, **ex["meta"]})
+        problem = example_problem(f)
+        entry["problem"] = problem.to_dict()
+        entry["reproducer"] = finding_reproducer(f, backend.name)
+        refused = _refusal(backend, prop, f, problem)
+        if refused:
+            entry.update(reproduced=None, message=f"its example cannot run here: {refused}", outcome="not applicable")
+            out.append(entry)
+            continue
         try:
-            prop.check(backend, problem)
+            prop.check(_replay_backend(backend, f), problem)
         except PropertyFailure as exc:
-            entry.update(reproduced=True, message=exc.detail, reproducer=exc.reproducer)
+            entry.update(reproduced=True, message=exc.detail, outcome="reproduced")
+            kind = str(f.get("kind", "wrong"))
+            if exc.kind not in _EXPLAINED_KINDS.get(kind, ("mismatch",)):
+                # Not the failure the finding describes (a framework error where it records wrong values).
+                entry.update(reproduced=False, outcome="fails differently")
+                entry["message"] = f"expected a {kind} failure, got a {exc.kind}: {exc.detail}"
+            elif kind == "weaker-contract":
+                _check_contract(backend, prop, problem, f, entry)
         else:
             entry.update(reproduced=False, message="the minimal example now passes")
+            entry["outcome"] = "stale" if entry["expected_here"] else "not reproduced here"
         out.append(entry)
     return out
 
 
-def stale(entries: list[dict[str, Any]]) -> list[str]:
-    """Ids of findings that no longer reproduce on a version they name."""
-    return [e["id"] for e in entries if e["reproduced"] is False and e["version_matches"]]
+def _check_contract(
+    backend: Backend, prop: Property, problem: ConvProblem, finding: dict[str, Any], entry: dict[str, Any]
+) -> None:
+    """The example fails the default contract, as recorded: it must still meet the finding's weaker one."""
+    with weaker_contract(contract_of(finding)):
+        try:
+            prop.check(backend, problem)
+        except PropertyFailure as exc:
+            entry["outcome"] = "beyond its contract"
+            entry["message"] = f"fails even its weaker contract ({_contract_text(finding)}): {exc.detail}"
+
+
+def failing(entries: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """The replayed findings that fail the run (FAILING_OUTCOMES)."""
+    return (e for e in entries if e.get("outcome") in FAILING_OUTCOMES)
+
+
+def _refusal(backend: Backend, prop: Property, finding: dict[str, Any], problem: ConvProblem) -> str | None:
+    """Why the backend cannot run the finding's example here (a dtype its kernels refuse under this ISA, say),
+    or None. A crash finding's own exclusion does not count: replaying it is the point."""
+    reason = prop.applies(backend)
+    if reason is None:
+        space = getattr(prop, "space", None)
+        caps = space(backend) if callable(space) else backend.capabilities()
+        reason = caps.refuses(problem.spec) if caps is not None else "the property has no space here"
+        mode = problem.meta.get("precision_mode")
+        if reason is None and mode:
+            modes = {m.name: m for m in backend.precision_modes()}
+            reason = modes[mode].unsupported or modes[mode].refuses(problem.spec) if mode in modes else "no such mode"
+    if reason and reason.startswith(f"finding {finding['id']}"):
+        return None
+    return reason

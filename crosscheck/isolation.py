@@ -126,6 +126,7 @@ def _describe(backend: Backend) -> dict[str, Any]:
         "device": backend.device,
         "version": backend.version(),
         "precision_flags": backend.precision_flags(),
+        "dispatch": backend.dispatch(),
         # Constraints are often closures over the framework; the parent asks the worker instead.
         "capabilities": replace(
             caps,
@@ -479,6 +480,11 @@ class IsolatedBackend(Backend):
     def precision_flags(self) -> dict[str, Any]:
         flags: dict[str, Any] = self._info["precision_flags"]
         return flags
+
+    def dispatch(self) -> dict[str, Any]:
+        """Measured in the worker, where the framework runs (and where its ISA caps apply)."""
+        info: dict[str, Any] = self._info["dispatch"]
+        return info
 
     def check_available(self) -> None:
         """Checked in the worker when it built the backend."""

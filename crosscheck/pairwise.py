@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from crosscheck.backends.base import Backend
 from crosscheck.comparison import bound_for
+from crosscheck.findings import regions_holding
 from crosscheck.problem import LAYOUTS, ConvProblem
 from crosscheck.profiles import prepare, profile_settings
 from crosscheck.properties import PropertyFailure
@@ -74,12 +75,13 @@ def _problems(backends: list[Backend]) -> st.SearchStrategy[ConvProblem]:
 
 
 def _as_backend_sees_it(backend: Backend, problem: ConvProblem) -> ConvProblem | None:
-    """The problem in the backend's first supported layout, or None if it cannot run it."""
+    """The problem in the backend's first supported layout, or None if it cannot run it or the problem lies in
+    one of its known findings' regions (its own properties judge those, by the finding's contract)."""
     caps = backend.capabilities()
     for layout in sorted(caps.layouts, key=LAYOUTS.index):
         candidate = replace(problem, spec=problem.spec.with_(layout=layout))
         if caps.refuses(candidate.spec) is None:
-            return candidate
+            return None if regions_holding(backend, "matches_reference", candidate.spec) else candidate
     return None
 
 

@@ -11,6 +11,18 @@ from crosscheck.errors import CrosscheckError
 
 SCHEMA_VERSION = 1
 
+# What a replayed known finding showed in a run (crosscheck.findings); the first three fail the run.
+FINDING_OUTCOMES = (
+    "stale",
+    "beyond its contract",
+    "fails differently",
+    "reproduced",
+    "not reproduced here",
+    "not applicable",
+    "pinned by a test",
+    "no example",
+)
+
 # "skipped": not run because the backend already crashed or hung (or, in verify, failed) in another property.
 _STATUS = {"enum": ["passed", "failed", "unsupported", "error", "interrupted", "expected_failure", "skipped"]}
 _NUM = {"type": ["number", "null"]}
@@ -101,7 +113,22 @@ SCHEMA: dict[str, Any] = {
                     },
                     "known_findings": {
                         "type": "array",
-                        "items": {"type": "object", "required": ["id", "explanation", "reproduced"]},
+                        "items": {
+                            "type": "object",
+                            "required": ["id", "explanation", "reproduced"],
+                            "properties": {
+                                # Optional (absent in older records): what the replay and the region's random
+                                # examples showed here.
+                                "outcome": {"enum": list(FINDING_OUTCOMES)},
+                                "region_examples": {
+                                    "type": "object",
+                                    "properties": {
+                                        "failed": {"type": "integer", "minimum": 0},
+                                        "passed": {"type": "integer", "minimum": 0},
+                                    },
+                                },
+                            },
+                        },
                     },
                     "failures": {
                         "type": "array",
@@ -111,8 +138,12 @@ SCHEMA: dict[str, Any] = {
                             "properties": {
                                 "message": {"type": "string"},
                                 "reproducer": {"type": "string"},
-                                # Optional: what went wrong (absent in older records: a mismatch).
-                                "kind": {"enum": ["mismatch", "exception", "crash", "hang"]},
+                                # Optional: what went wrong (absent in older records: a mismatch); "stale": a
+                                # known finding stopped reproducing where it was recorded; "flaky": a failure
+                                # that did not repeat when Hypothesis reran it.
+                                "kind": {"enum": ["mismatch", "exception", "crash", "hang", "stale", "flaky"]},
+                                # Optional: what it means for the run (crosscheck.runner.triage).
+                                "triage": {"enum": ["new discrepancy", "stale finding", "crash", "hang"]},
                             },
                         },
                     },

@@ -12,7 +12,8 @@ import hypothesis
 from hypothesis import HealthCheck, given
 
 from crosscheck.backends.base import Backend
-from crosscheck.findings import replay, stale
+from crosscheck.findings import explains, failing, regions_holding, replay
+from crosscheck.hardware import environment_line
 from crosscheck.isolation import WorkerDied
 from crosscheck.profiles import prepare, profile_settings
 from crosscheck.properties import Property, PropertyFailure, Unsupported
@@ -47,6 +48,10 @@ class PropertyResult:
     known_findings: list[dict[str, Any]] = field(default_factory=list)
     unsupported: Counter[str] = field(default_factory=Counter)  # NotImplementedError messages of declined examples
     caught_at: int | None = None  # the fresh example (1-based) on which the first failure showed
+    # Random examples inside known findings' regions: finding id -> {"failed": explained failures, "passed": n},
+    # and the first explained failure of each, kept as evidence.
+    regions: dict[str, Counter[str]] = field(default_factory=dict)
+    evidence: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         t = self.tally
@@ -71,14 +76,38 @@ class PropertyResult:
         }
 
 
+TRIAGE = {"crash": "crash", "hang": "hang", "stale": "stale finding"}  # any other kind: "new discrepancy"
+
+
+def triage(kind: str) -> str:
+    """What a failure of this kind means for the run (each fails it): see crosscheck.findings for known ones."""
+    return TRIAGE.get(kind, "new discrepancy")
+
+
 def failure_record(exc: PropertyFailure, backend: Backend, note: str = "") -> dict[str, Any]:
+    head = environment_line(backend.framework, backend.version(), backend.dispatch())
     return {
         "message": exc.detail + (f"\n({note})" if note else ""),
         "problem": exc.problem.to_dict(),
-        "reproducer": backend.reproducer(exc.prop, exc.problem) or exc.reproducer,
+        "reproducer": head + "\n" + (backend.reproducer(exc.prop, exc.problem) or exc.reproducer),
         "native_snippet": backend.native_snippet(exc.problem),
         "kind": exc.kind,
+        "triage": triage(exc.kind),
     }
+
+
+def _flaky_failures(exc: BaseException, backend: Backend) -> list[dict[str, Any]]:
+    """Every PropertyFailure inside Hypothesis' FlakyFailure (a failure that did not repeat when rerun: a
+    framework whose results change between calls), each kept with its example and message."""
+    found: list[dict[str, Any]] = []
+    for sub in getattr(exc, "exceptions", ()):
+        if isinstance(sub, PropertyFailure):
+            record = failure_record(sub, backend, "flaky: the same example gave a different verdict when rerun")
+            record["kind"] = "flaky"
+            found.append(record)
+        else:
+            found += _flaky_failures(sub, backend)
+    return found
 
 
 def _declined(unsupported: Counter[str]) -> str:
@@ -113,12 +142,25 @@ def run_property(
 
     def example(problem: Any) -> None:
         nonlocal failing, first_death
+        known = regions_holding(backend, prop.name, problem.spec)
         try:
             try:
                 obs = prop.check(backend, problem)
             except WorkerDied as exc:  # from a backend call other than run_backend's (vjp, run_mode, ...)
                 where = f"Problem: {problem.spec.describe()} seed={problem.seed} values={problem.values}"
                 raise PropertyFailure(f"{exc}\n{where}", backend.name, prop.name, problem, kind=exc.kind) from exc
+            except PropertyFailure as exc:
+                # Inside a known finding's region, a failure it explains is expected: counted, kept as
+                # evidence, and the search goes on (it must not end Hypothesis' run, nor be shrunk).
+                # While shrinking another failure, an explained one is no failure either: the shrinker must
+                # not wander from a new discrepancy into a known finding's region.
+                explained = next((k for k in known if explains(k, prop, backend, problem, exc)), None)
+                if explained is None:
+                    raise
+                if not failing:
+                    result.regions.setdefault(explained.id, Counter())["failed"] += 1
+                    result.evidence.setdefault(explained.id, failure_record(exc, backend))
+                return
         except Unsupported as exc:
             if not failing:
                 result.unsupported[str(exc)] += 1
@@ -141,6 +183,8 @@ def run_property(
         if failing:  # Hypothesis is shrinking a failure: these are not fresh examples
             tally.shrink_steps += 1
             return
+        for k in known:
+            result.regions.setdefault(k.id, Counter())["passed"] += 1
         tally.add(obs.dtype, obs.max_ratio, obs.max_ulp, obs.expected_ratio, obs.exact, obs.features, obs.informative)
         for o in [obs, *obs.modes]:
             if o.mode:
@@ -178,6 +222,17 @@ def run_property(
         # Keep what was observed; the caller sees `interrupted` and stops starting new work.
         result.status = "interrupted"
         result.reason = "interrupted by the user"
+    except hypothesis.errors.FlakyFailure as exc:
+        result.status = "failed"
+        result.failures += _flaky_failures(exc, backend) or [
+            {
+                "message": f"FlakyFailure: {exc}",
+                "problem": {},
+                "reproducer": "",
+                "kind": "flaky",
+                "triage": triage("flaky"),
+            }
+        ]
     except Exception as exc:  # noqa: BLE001 - a Hypothesis health check or a bug: record it, go on
         result.status = "error"
         result.reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
@@ -197,15 +252,56 @@ def run_property(
 
 
 def _replay_findings(backend: Backend, prop: Property, result: PropertyResult) -> None:
-    result.known_findings = replay(backend, prop)
-    for finding_id in stale(result.known_findings):
+    entries = {e["id"]: e for e in replay(backend, prop)}
+    # Findings whose region this property's random search reached (a region can span several properties).
+    for finding_id, counts in result.regions.items():
+        entry = entries.get(finding_id)
+        if entry is None:
+            entry = entries[finding_id] = _region_entry(finding_id, backend)
+        entry["region_examples"] = {"failed": counts["failed"], "passed": counts["passed"]}
+        if counts["failed"]:
+            entry["evidence"] = result.evidence[finding_id]
+            if entry.get("outcome") in ("not reproduced here", "stale", "no example", None):
+                # The minimal example passed here, but random examples of its region did not: it reproduces.
+                entry["outcome"] = "reproduced"
+                entry["reproduced"] = True
+    result.known_findings = list(entries.values())
+    for entry in failing(result.known_findings):
         result.status = "failed"
+        if entry["outcome"] == "stale":
+            message = (
+                f"known finding {entry['id']} no longer reproduces on {backend.framework} {entry['here']['version']} "
+                f"with {entry['here']['isa_class']} kernels, where it was recorded reproducing ({entry['where']}): "
+                "update crosscheck/data/known_findings.json (and crosscheck/finding_regions.py)"
+            )
+        else:
+            message = f"known finding {entry['id']}: {entry['message']}"
         result.failures.append(
             {
-                "message": f"known finding {finding_id} no longer reproduces on {backend.framework} "
-                f"{backend.version()}: update crosscheck/data/known_findings.json (and the adapter's refusal)",
-                "problem": {},
-                "reproducer": "",
+                "message": message,
+                "problem": entry.get("problem", {}),
+                "reproducer": entry["reproducer"],
                 "native_snippet": None,
+                "kind": "stale" if entry["outcome"] == "stale" else "mismatch",
+                "triage": triage("stale" if entry["outcome"] == "stale" else "mismatch"),
+                "finding": entry["id"],
             }
         )
+
+
+def _region_entry(finding_id: str, backend: Backend) -> dict[str, Any]:
+    from crosscheck.findings import environments_text, isa_class_of, known_findings
+
+    f = next(f for f in known_findings() if f["id"] == finding_id)
+    return {
+        "id": finding_id,
+        "explanation": f["explanation"],
+        "observed": f.get("observed", ""),
+        "kind": f.get("kind", "wrong"),
+        "where": environments_text(f),
+        "here": {"version": backend.version(), "isa_class": isa_class_of(backend)},
+        "reproduced": False,
+        "outcome": "not reproduced here",
+        "message": f"its region was reached by this property's random search (recorded under {f['property']})",
+        "reproducer": "",
+    }

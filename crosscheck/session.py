@@ -250,7 +250,9 @@ def run_backends(
             **_shard_fields(options, props),
             **options.extra,
         },
-        "environment": fingerprint({b.name: b.precision_flags() for b in backends}),
+        "environment": fingerprint(
+            {b.name: b.precision_flags() for b in backends}, {b.name: b.dispatch() for b in backends}
+        ),
         "backends": [{**b.describe(), "available": True, "reason": None} for b in backends] + missing,
         "results": entries,
         "pairwise": pairwise,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Mapping
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +28,20 @@ def first_refusal(constraints: tuple[Constraint, ...], spec: ConvSpec) -> str | 
 
 
 ALL_PADDING = ("explicit", *NAMED_MODES)
+
+# A known finding's weaker contract (e.g. float16 sums kept in float16) while its region is judged by it:
+# dtype -> the accumulator the bound then assumes, whatever the backend declares (crosscheck.findings).
+_CONTRACT: ContextVar[Mapping[str, str] | None] = ContextVar("crosscheck_contract", default=None)
+
+
+@contextlib.contextmanager
+def weaker_contract(accumulators: Mapping[str, str]) -> Iterator[None]:
+    """Judge every bound computed inside by `accumulators` (dtype -> accumulator dtype)."""
+    token = _CONTRACT.set(accumulators)
+    try:
+        yield
+    finally:
+        _CONTRACT.reset(token)
 
 
 @dataclass(frozen=True)
@@ -58,7 +74,8 @@ class Capabilities:
     transposed: Capabilities | None = None
 
     def accumulator(self, dtype: str) -> str:
-        return self.accumulators.get(dtype, default_accumulator(dtype))
+        override = _CONTRACT.get()
+        return (override or {}).get(dtype) or self.accumulators.get(dtype, default_accumulator(dtype))
 
     def u_acc(self, dtype: str) -> float:
         return dtype_info(self.accumulator(dtype)).unit_roundoff
@@ -214,6 +231,13 @@ class Backend(abc.ABC):
         """A snippet that calls the framework directly on `problem`'s arrays, if the adapter has one."""
         return None
 
+    def dispatch(self) -> dict[str, Any]:
+        """What this backend's kernels dispatch to here (`crosscheck.hardware`): always an `isa_class` and
+        its `source`, plus what the framework reports. Known findings are keyed on the ISA class."""
+        from crosscheck import hardware
+
+        return hardware.native_dispatch(f"{self.framework} reports no dispatch ISA")
+
     # ---- reduced-precision modes (property `precision_modes`) ----------------------------------
 
     def precision_modes(self) -> tuple[PrecisionMode, ...]:
@@ -240,4 +264,5 @@ class Backend(abc.ABC):
             "capabilities": self.capabilities().to_dict(),
             "precision_flags": self.precision_flags(),
             "precision_modes": [m.to_dict() for m in self.precision_modes()],
+            "dispatch": self.dispatch(),
         }

@@ -381,6 +381,13 @@ class JaxBackend(Backend):
             ),
         )
 
+    def dispatch(self) -> dict[str, Any]:
+        from crosscheck.hardware import native_dispatch, xla_dispatch
+
+        if self.device != "cpu":
+            return native_dispatch(f"a {self.device} device: the CPU's ISA does not choose its kernels")
+        return xla_dispatch()
+
     def precision_flags(self) -> dict[str, Any]:
         jax = _jax()
         dev = _device(self.device)

@@ -7,6 +7,7 @@ This is how a NumPy user writes a convolution; it is independent of the referenc
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -37,6 +38,11 @@ class NumpyBackend(Backend):
     name = "numpy"
     framework = "numpy"
     description = "numpy.lib.stride_tricks.sliding_window_view + numpy.tensordot"
+
+    def dispatch(self) -> dict[str, Any]:
+        from crosscheck.hardware import openblas_dispatch
+
+        return openblas_dispatch()  # tensordot is a BLAS GEMM
 
     def capabilities(self) -> Capabilities:
         return Capabilities(dtypes=(*FLOAT_DTYPES, *INT_DTYPES, *COMPLEX_DTYPES), layouts=("channels_first", "strided"))

@@ -19,6 +19,7 @@ those adapters hand them conj(w). `scipy.signal.convolve` conjugates nothing.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -62,7 +63,16 @@ def spanning_channels(correlate_valid: Correlate) -> PerOutput:
     return lambda x, w: correlate_valid(x, w[None])[:, 0]
 
 
-class ScipyCorrelate(Backend):
+class _Scipy(Backend):
+    framework = "scipy"
+
+    def dispatch(self) -> dict[str, Any]:
+        from crosscheck.hardware import native_dispatch
+
+        return native_dispatch("SciPy's correlate, ndimage and pocketfft loops are compiled C with no ISA switch")
+
+
+class ScipyCorrelate(_Scipy):
     name = "scipy.correlate"
     framework = "scipy"
     module = "scipy.signal"
@@ -80,7 +90,7 @@ class ScipyCorrelate(Backend):
         )
 
 
-class ScipyConvolveFlipped(Backend):
+class ScipyConvolveFlipped(_Scipy):
     name = "scipy.convolve"
     framework = "scipy"
     module = "scipy.signal"
@@ -98,7 +108,7 @@ class ScipyConvolveFlipped(Backend):
         )
 
 
-class ScipyFFT(Backend):
+class ScipyFFT(_Scipy):
     name = "scipy.fft"
     framework = "scipy"
     module = "scipy.signal"
@@ -134,7 +144,7 @@ class ScipyFFT(Backend):
         return np.asarray(y[sub].reshape(spec.y_shape))
 
 
-class ScipyNdimage(Backend):
+class ScipyNdimage(_Scipy):
     name = "scipy.ndimage"
     framework = "scipy"
     module = "scipy.ndimage"

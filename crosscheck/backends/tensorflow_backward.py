@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from crosscheck.accumulation import narrow_sum_errors, narrow_sum_finding
 from crosscheck.dtypes import FLOAT_DTYPES, dtype_info
 from crosscheck.layouts import channels_last, from_channels_last
 from crosscheck.padding import effective_kernel
@@ -208,16 +207,7 @@ class BackwardFacts:
         return None
 
 
-EXPLICIT_BF16_GRADIENTS = (
-    "finding tensorflow-bfloat16-explicit-padding-gradients: with an explicit pad list (conv2d and "
-    "depthwise_conv2d), TensorFlow's bfloat16 input and weight gradients are far outside the "
-    "float32-accumulator bound (error/bound up to ~900 on 6x6 problems); VALID and SAME are within it"
-)
-
-
 def gradient_refusal(backend: TensorflowBackend, facts: BackwardFacts, spec: ConvSpec) -> str | None:
-    if spec.dtype == "bfloat16" and isinstance(backend.plan(spec).padding, list):
-        return EXPLICIT_BF16_GRADIENTS
     return backend.refusal(spec) or facts("gradient", spec)
 
 
@@ -234,34 +224,21 @@ def spaces(backend: TensorflowBackend, forward_dtypes: tuple[str, ...], layouts:
     unsupported_complex = [(f"dtype {d}", BACKWARD_COMPLEX_REASON) for d in forward_dtypes if dtype_info(d).is_complex]
     floats = tuple(d for d in forward_dtypes if d in FLOAT_DTYPES)
     ints = [d for d in forward_dtypes if not dtype_info(d).is_float and not dtype_info(d).is_complex]
-    sums = {
-        d: narrow_sum_finding(
-            "tensorflow",
-            "TensorFlow",
-            d,
-            narrow_sum_errors(d, "channels_last", vjp=lambda p, g: vjp(backend, p, g)),
-        )
-        for d in floats
-    }
+    # Half-type sums kept in the half type are known findings judged inside their regions
+    # (crosscheck.finding_regions), not refusals: only what TensorFlow raises is left out.
     gradients = Capabilities(
-        dtypes=tuple(d for d in floats if not sums[d]),
+        dtypes=floats,
         padding=("explicit", "VALID", "SAME"),
         layouts=layouts,
         unsupported=(
-            *[(f"dtype {d}", str(m)) for d, m in sums.items() if m],
             *[(f"dtype {d}", NO_INT_GRADIENTS) for d in ints],
             *unsupported_complex,
         ),
         constraints=(lambda spec: gradient_refusal(backend, facts, spec),),
     )
     candidates = tuple(d for d in forward_dtypes if not dtype_info(d).is_complex)
-    # A dtype is left out where conv2d_transpose and conv3d_transpose both refuse it, or sums in itself.
+    # A dtype is left out where conv2d_transpose and conv3d_transpose both refuse it.
     refused = {d: m for d in candidates if (m := facts("transposed", tiny(2, d))) and facts("transposed", tiny(3, d))}
-    for d in candidates:
-        if d not in refused:
-            wrong = narrow_sum_errors(d, "channels_last", conv_transpose=lambda p, g: conv_transpose(backend, p, g))
-            if m := narrow_sum_finding("tensorflow", "TensorFlow", d, wrong):
-                refused[d] = m
     transposed = Capabilities(
         dtypes=tuple(d for d in candidates if d not in refused),
         layouts=layouts,
