@@ -21,6 +21,7 @@ from crosscheck.backends import get_backend
 from crosscheck.backends.base import Backend, Capabilities
 from crosscheck.backends.onnx_backends import conv_model
 from crosscheck.dtypes import FLOAT_DTYPES, dtype_info
+from crosscheck.findings import regions_holding
 from crosscheck.layouts import strided_view
 from crosscheck.strategies import conv_specs
 
@@ -263,12 +264,22 @@ def test_onnx_reference_grouped_conv_transpose_works_only_with_one_channel_per_g
     problem, g = _exact_backward(bad)
     with pytest.raises(ValueError, match="cannot reshape"):
         ref.conv_transpose(problem, g)
-    assert "onnx-reference-grouped-conv-transpose-slices-the-weight-wrongly" in str(caps.refuses(bad))
+    # Not refused: the finding's region, where the search counts such errors as the known finding.
+    assert caps.refuses(bad) is None
+    (known,) = regions_holding(ref, "transposed_matches_reference", bad)
+    assert known.id == "onnx-reference-grouped-conv-transpose-slices-the-weight-wrongly"
+    assert not regions_holding(ref, "transposed_matches_reference", ok)
 
 
 def test_float16_conv_transpose_sums_in_float32_in_onnxruntime_but_not_in_onnx_reference() -> None:
-    ort_caps = get_backend("onnxruntime").capabilities().transposed
-    ref_caps = get_backend("onnx.reference").capabilities().transposed
-    assert ort_caps is not None and ref_caps is not None
-    assert "float16" in ort_caps.dtypes and "float16" not in ref_caps.dtypes
-    assert "onnx-reference-float16-conv-transpose-sums-in-float16" in dict(ref_caps.unsupported)["dtype float16"]
+    from crosscheck.accumulation import narrow_sum_errors
+
+    ort, ref = get_backend("onnxruntime"), get_backend("onnx.reference")
+    assert not narrow_sum_errors("float16", "channels_first", conv_transpose=ort.conv_transpose)
+    wrong = narrow_sum_errors("float16", "channels_first", conv_transpose=ref.conv_transpose)
+    assert wrong == {"convᵀ over kernel taps (big first)": (2048.0, 2050.0)}
+    # Both explore float16: onnx.reference's is the known finding's region, judged by a float16 accumulator.
+    ref_caps = ref.capabilities().transposed
+    assert ref_caps is not None and "float16" in ref_caps.dtypes
+    (known,) = regions_holding(ref, "transposed_matches_reference", ConvSpec(1, 2, 2, (5,), (2,), dtype="float16"))
+    assert known.id == "onnx-reference-float16-conv-transpose-sums-in-float16" and known.kind == "weaker-contract"

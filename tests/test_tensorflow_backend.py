@@ -33,6 +33,7 @@ from crosscheck.backends.tensorflow_backend import (  # noqa: E402
     tf_message,
 )
 from crosscheck.dtypes import dtype_info  # noqa: E402
+from crosscheck.findings import regions_holding, replay  # noqa: E402
 from crosscheck.padding import resolve_padding  # noqa: E402
 
 DECLARABLE = ("float64", "float32", "float16", "bfloat16", "int32")
@@ -103,8 +104,11 @@ def test_declared_refusals_are_real_and_the_rest_runs(backend: TensorflowBackend
     reason = backend.capabilities().refuses(s)
     message = backend.facts(dtype).get(feature)
     rerouted = feature in ("conv3d dilation", "depthwise_conv2d", "depthwise_conv2d unequal strides")
-    if message and not rerouted:
+    sums = feature.endswith(" sums")  # a known finding judged inside its region, not a refusal
+    if message and not rerouted and not sums:
         assert reason is not None
+    if message and sums and dtype == "float16":
+        assert regions_holding(backend, "matches_reference", s), feature
     if reason is None:
         problem, y = run_exact(backend, s)
         assert compare(problem, y).passed
@@ -465,10 +469,12 @@ def test_finding_half_sums_stay_in_the_half_type(backend: TensorflowBackend, dty
     assert got == (big if finding else big + 2)
     conv2d = tf.nn.conv2d(tf.reshape(v, (1, 1, 1, 3)), tf.ones((1, 1, 3, 1), v.dtype), 1, "VALID")
     assert float(np.float64(conv2d.numpy().ravel()[0])) == big + 2  # Conv2D sums in float32
-    if finding:
-        s = (spec(3) if op == "conv3d" else depthwise()).with_(dtype=dtype)
-        reason = backend.capabilities().refuses(s)
-        assert reason is not None and finding in reason
+    s = (spec(3) if op == "conv3d" else depthwise()).with_(dtype=dtype)
+    if finding and dtype == "float16":
+        # Not a refusal: the known finding's region, judged by its float16-accumulator contract.
+        assert backend.capabilities().refuses(s) is None
+        (known,) = regions_holding(backend, "matches_reference", s)
+        assert known.id == f"tensorflow-{op.split('_')[0]}-float16-sums-in-float16"
 
 
 def test_finding_float16_depthwise_minimal_example(backend: TensorflowBackend) -> None:
@@ -621,12 +627,33 @@ def test_which_gradient_kernel_runs_depends_on_the_padding_so_refusals_are_per_s
     assert (caps.refuses(s.with_(padding=((0, 0), (0, 0)))) is None) == (explicit is None)
 
 
-def test_float16_backward_is_left_out_for_the_finding_that_it_sums_in_float16(backend: TensorflowBackend) -> None:
+@pytest.mark.parametrize(
+    ("prop", "finding", "result"),
+    [
+        ("gradient_input", "tensorflow-float16-input-gradient-sums-in-float16", "grad_x"),
+        ("gradient_weight", "tensorflow-float16-weight-gradient-sums-in-float16", "grad_w"),
+        ("transposed_matches_reference", "tensorflow-float16-conv-transpose-sums-in-float16", "convᵀ"),
+    ],
+)
+def test_float16_backward_sums_are_probed_and_the_finding_follows_the_probe(
+    backend: TensorflowBackend, prop: str, finding: str, result: str
+) -> None:
+    """Whether TensorFlow's float16 backward kernels keep their sums in float16 depends on the kernels this CPU
+    (and the caps) select: probe it, and the replayed finding must say the same."""
+    from crosscheck.accumulation import narrow_sum_errors
+    from crosscheck.backends.tensorflow_backward import conv_transpose, vjp
+    from crosscheck.properties import PROPERTIES
+
+    if result == "convᵀ":
+        wrong = narrow_sum_errors("float16", "channels_last", conv_transpose=lambda p, g: conv_transpose(backend, p, g))
+    else:
+        wrong = narrow_sum_errors("float16", "channels_last", vjp=lambda p, g: vjp(backend, p, g))
+    sums_in_float16 = any(what.startswith(result) for what in wrong)
     caps = backend.capabilities()
-    assert caps.gradients is not None and caps.transposed is not None
-    assert "float16" not in caps.gradients.dtypes and "float16" not in caps.transposed.dtypes
-    assert "tensorflow-float16-weight-gradient-sums-in-float16" in dict(caps.gradients.unsupported)["dtype float16"]
-    assert "tensorflow-float16-conv-transpose-sums-in-float16" in dict(caps.transposed.unsupported)["dtype float16"]
+    space = caps.transposed if result == "convᵀ" else caps.gradients
+    assert space is not None and "float16" in space.dtypes  # explored either way: a region, not a refusal
+    (entry,) = [e for e in replay(backend, PROPERTIES[prop]) if e["id"] == finding]
+    assert entry["outcome"] == ("reproduced" if sums_in_float16 else "not reproduced here"), (wrong, entry)
 
 
 @pytest.mark.parametrize("layout", ["channels_last", "channels_first"])

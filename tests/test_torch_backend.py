@@ -318,14 +318,65 @@ def test_backward_refusals_are_quoted_from_torch() -> None:
     assert backward_refusal("transposed", "int64") is None  # torch has an int64 transposed convolution
 
 
-def test_float16_backward_is_left_out_for_the_finding_that_it_sums_in_float16(backend: TorchBackend) -> None:
-    caps = backend.capabilities()
-    assert caps.gradients is not None and caps.transposed is not None
-    assert "float16" not in caps.gradients.dtypes and "bfloat16" in caps.gradients.dtypes
-    reasons = dict(caps.gradients.unsupported)["dtype float16"]
-    assert "torch-float16-input-gradient-sums-in-float16" in reasons
-    assert "torch-float16-weight-gradient-sums-in-float16" in reasons
-    assert "torch-float16-conv-transpose-sums-in-float16" in dict(caps.transposed.unsupported)["dtype float16"]
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize(
+    ("kind", "prop", "result"),
+    [
+        ("gradients", "gradient_input", "input-gradient"),
+        ("gradients", "gradient_weight", "weight-gradient"),
+        ("transposed", "transposed_matches_reference", "conv-transpose"),
+    ],
+)
+def test_half_backward_sums_are_probed_and_the_finding_follows_the_probe(
+    backend: TorchBackend, dtype: str, kind: str, prop: str, result: str
+) -> None:
+    """torch keeps float16 backward sums in float16 on AVX-512 and AVX2 kernels (not on AVX-512 FP16 / AMX), and
+    bfloat16 ones in bfloat16 where oneDNN has no bfloat16 kernels (AVX2): probe it here, under the caps in
+    effect, and the replayed finding must say the same."""
+    from crosscheck.backends.torch_backend import backward_sums
+    from crosscheck.findings import replay
+    from crosscheck.properties import PROPERTIES
+
+    finding = f"torch-{dtype}-{result}-sums-in-{dtype}"
+    probe = backward_sums(kind, dtype)
+    sums_in_half = probe is not None and finding in probe
+    space = getattr(backend.capabilities(), kind)
+    assert space is not None and dtype in space.dtypes  # explored either way: a region, not a refusal
+    (entry,) = [e for e in replay(backend, PROPERTIES[prop]) if e["id"] == finding]
+    assert entry["outcome"] == ("reproduced" if sums_in_half else "not reproduced here"), (probe, entry)
+    isa_class = backend.dispatch()["isa_class"]
+    assert entry["expected_here"] == any(e["reproduced"] and e["isa_class"] == isa_class for e in entry["environments"])
+
+
+def test_the_amx_crash_finding_is_left_out_only_where_torch_dispatches_to_amx(backend: TorchBackend) -> None:
+    from crosscheck.findings import known_findings, replay
+    from crosscheck.hardware import isa_rank
+    from crosscheck.properties import PROPERTIES
+
+    finding = "torch-amx-bfloat16-grouped-dilated-conv-transpose3d-segfault"
+    (f,) = [f for f in known_findings() if f["id"] == finding]
+    spec = ConvSpec.from_dict(f["example"]["spec"])
+    caps = backend.capabilities().transposed
+    assert caps is not None
+    amx = isa_rank(backend.dispatch()["isa_class"]) >= isa_rank("amx")
+    reason = caps.refuses(spec)
+    assert (reason is not None and finding in reason) if amx else reason is None
+    (entry,) = [e for e in replay(backend, PROPERTIES["transposed_matches_reference"]) if e["id"] == finding]
+    # Replayed in a worker process: on AMX it dies there (reproduced), elsewhere torch computes it.
+    assert entry["outcome"] == ("reproduced" if amx else "not reproduced here"), entry
+
+
+def test_the_amx_garbage_finding_applies_only_where_torch_dispatches_to_amx(backend: TorchBackend) -> None:
+    from crosscheck.findings import regions_holding
+    from crosscheck.hardware import isa_rank
+
+    isa_class = backend.dispatch()["isa_class"]
+    strided = ConvSpec(1, 2, 2, (6, 6), (3, 3), stride=(2, 2), dtype="bfloat16")
+    held = [k.id for k in regions_holding(backend, "batch_independence", strided)]
+    if isa_rank(isa_class) < isa_rank("amx"):
+        assert held == [], f"torch dispatches to {isa_class} here: the AMX-only region must not apply"
+        pytest.skip(f"torch dispatches to {isa_class} here; the finding was seen on AMX kernels")
+    assert held == ["torch-amx-bfloat16-strided-or-depth-padded-conv-garbage"]
 
 
 @pytest.mark.parametrize("layout", ["channels_first", "channels_last", "strided"])

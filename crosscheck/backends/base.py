@@ -218,6 +218,8 @@ class Backend(abc.ABC):
     def version(self) -> str:
         from importlib.metadata import PackageNotFoundError, version
 
+        if not self.framework:  # a backend of no distribution (a test's, a user's own class)
+            return "unknown"
         try:
             return version(self.framework)
         except PackageNotFoundError:

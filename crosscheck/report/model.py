@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crosscheck.dtypes import COMPLEX_DTYPES, FLOAT_DTYPES, INT_DTYPES
+from crosscheck.record import FINDING_OUTCOMES
 from crosscheck.stats import HIST_BINS
 
 DTYPE_ORDER = FLOAT_DTYPES + INT_DTYPES + COMPLEX_DTYPES
@@ -88,7 +89,8 @@ class FailureView:
     framework: str
     shard: str | None
     anchor: str
-    kind: str = "mismatch"  # mismatch | exception | crash | hang (records before isolation: mismatch)
+    kind: str = "mismatch"  # mismatch | exception | crash | hang | stale | flaky (records before isolation: mismatch)
+    triage: str = "new discrepancy"  # new discrepancy | stale finding | crash | hang (crosscheck.runner.triage)
 
 
 def _backend_index(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -251,6 +253,9 @@ def failures(record: dict[str, Any]) -> list[FailureView]:
                     f.get("shard"),
                     f"failure-{len(out) + 1}",
                     str(f.get("kind") or "mismatch"),
+                    str(
+                        f.get("triage") or {"crash": "crash", "hang": "hang"}.get(str(f.get("kind")), "new discrepancy")
+                    ),
                 )
             )
     pw = record.get("pairwise") or {}
@@ -285,11 +290,14 @@ class KnownFinding:
     id: str
     explanation: str
     observed: str
-    outcome: str  # reproduced | no longer reproduces | pinned by a test
-    stale: bool  # no longer reproduces on a version the finding names: the run fails for it
+    outcome: str  # crosscheck.record.FINDING_OUTCOMES (older records: reproduced | no longer reproduces | pinned)
+    stale: bool  # an outcome that fails the run (stale, beyond its contract, fails differently)
     message: str
     reproducer: str
     shards: list[str]
+    where: str = ""  # the environments where it was recorded reproducing and not
+    here: str = ""  # this run's framework version and ISA class
+    region: dict[str, int] | None = None  # random examples in its region: failed (explained) / passed
 
 
 def known_findings(record: dict[str, Any]) -> list[KnownFinding]:
@@ -297,10 +305,17 @@ def known_findings(record: dict[str, Any]) -> list[KnownFinding]:
     for r in record["results"]:
         for f in r.get("known_findings") or []:
             reproduced = f.get("reproduced")
-            if reproduced is None:
-                outcome = f"pinned by {f.get('pinned_by') or 'a test'}"
+            if f.get("outcome"):
+                outcome = str(f["outcome"])
+                if outcome == "pinned by a test" and f.get("pinned_by"):
+                    outcome = f"pinned by {f['pinned_by']}"
+                stale = outcome in FINDING_OUTCOMES[:3]
+            elif reproduced is None:  # records before findings had outcomes
+                outcome, stale = f"pinned by {f.get('pinned_by') or 'a test'}", False
             else:
                 outcome = "reproduced" if reproduced else "no longer reproduces"
+                stale = reproduced is False and bool(f.get("version_matches"))
+            here = f.get("here") or {}
             out.append(
                 KnownFinding(
                     r["backend"],
@@ -309,10 +324,13 @@ def known_findings(record: dict[str, Any]) -> list[KnownFinding]:
                     str(f.get("explanation", "")),
                     str(f.get("observed", "")),
                     outcome,
-                    reproduced is False and bool(f.get("version_matches")),
+                    stale,
                     str(f.get("message") or ""),
                     str(f.get("reproducer") or ""),
                     list(f.get("shards") or []),
+                    str(f.get("where") or ""),
+                    f"{here.get('version', '')} on {here.get('isa_class', '')}" if here else "",
+                    f.get("region_examples"),
                 )
             )
     return out
