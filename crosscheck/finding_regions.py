@@ -75,6 +75,11 @@ def _tf_bfloat16_same_depth_padded_conv3d(spec: ConvSpec) -> bool:
     return spec.dtype == "bfloat16" and spec.rank == 3 and spec.in_size[0] == 1 and both_sides
 
 
+def _tf_bfloat16_same_shallow_conv3d(spec: ConvSpec) -> bool:
+    shallow = spec.in_size[0] < (spec.kernel[0] - 1) * spec.dilation[0] + 1
+    return spec.dtype == "bfloat16" and spec.rank == 3 and spec.padding == "SAME" and shallow
+
+
 def _torch_bfloat16_channels_last_depth_padded(spec: ConvSpec) -> bool:
     shallow = spec.in_size[0] < (spec.kernel[0] - 1) * spec.dilation[0] + 1
     cl3 = spec.dtype == "bfloat16" and spec.rank == 3 and spec.layout == "channels_last"
@@ -112,6 +117,9 @@ REGIONS: dict[str, tuple[Region, ...]] = {
     "tensorflow-bfloat16-explicit-padding-weight-gradient": (Region(TF, GRAD_W, _tf_bfloat16_explicit_pads),),
     "tensorflow-bfloat16-same-depth-padded-conv3d-garbage": (
         Region(TF, FORWARD, _tf_bfloat16_same_depth_padded_conv3d),
+    ),
+    "tensorflow-bfloat16-same-depth-padded-conv3d-weight-gradient": (
+        Region(TF, GRAD_W, _tf_bfloat16_same_shallow_conv3d),
     ),
     "torch-float16-input-gradient-sums-in-float16": (Region(TORCH, GRAD_X, _float16),),
     "torch-float16-weight-gradient-sums-in-float16": (Region(TORCH, GRAD_W, _float16),),

@@ -33,7 +33,11 @@ def backend_or_skip(name: str) -> Backend:
 def test_property_holds(name: str, prop: str) -> None:
     backend = backend_or_skip(name)
     result = run_property(backend, PROPERTIES[prop], profile=default_profile())
-    messages = "\n\n".join(f["message"] + "\n\nReproduce with:\n" + f["reproducer"] for f in result.failures)
+    messages = "\n\n".join(
+        f"[{f.get('triage', 'new discrepancy')}] {f['message']}"
+        + (f"\n\nReproduce with:\n{f['reproducer']}" if f.get("reproducer") else "")
+        for f in result.failures
+    )
     assert result.status in ("passed", "unsupported"), f"{result.status}: {result.reason or ''}\n{messages}"
     if result.status == "passed":
         assert result.tally.examples > 0

@@ -453,6 +453,20 @@ def test_depthwise_conv2d_refuses_unequal_strides_in_tensorflows_own_kernel(back
     assert compare(problem, y).passed
 
 
+def test_a_probe_that_raises_is_a_recorded_refusal_not_a_dead_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under ONEDNN_MAX_CPU_ISA=AVX2 oneDNN cannot build TensorFlow's bfloat16 Conv3D primitive ("AbortedError:
+    could not create a primitive descriptor"); measuring must record that, not end the run."""
+    from crosscheck.backends.tensorflow_backend import measure
+
+    def aborted(*args: Any, **kwargs: Any) -> Any:
+        raise tf.errors.AbortedError(None, None, "could not create a primitive descriptor for the convolution")
+
+    monkeypatch.setattr(tf.nn, "conv3d", aborted)
+    facts = measure(tf, "bfloat16")
+    assert "AbortedError: could not create a primitive descriptor" in str(facts["conv3d"])
+    assert facts["conv3d sums"] is None  # not measurable where the op refuses: the refusal above says why
+
+
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 @pytest.mark.parametrize("op", ["conv3d", "depthwise_conv2d"])
 def test_finding_half_sums_stay_in_the_half_type(backend: TensorflowBackend, dtype: str, op: str) -> None:

@@ -78,13 +78,19 @@ def _union_failures(groups: Iterable[tuple[str, list[dict[str, Any]]]], tag: boo
 
 
 def _union_findings(entries: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
-    # One entry per finding and outcome: a finding that reproduced in one shard and not in another shows both.
-    seen: dict[tuple[Any, Any], dict[str, Any]] = {}
+    # One entry per finding, outcome and ISA class: a finding that reproduced in one shard (or on one machine's
+    # kernels) and not in another shows both; the region's random examples add up within one entry.
+    seen: dict[tuple[Any, ...], dict[str, Any]] = {}
     for label, r in entries:
         for f in r.get("known_findings") or []:
-            key = (f.get("id"), f.get("reproduced"))
+            key = (f.get("id"), f.get("outcome", f.get("reproduced")), (f.get("here") or {}).get("isa_class"))
             if key in seen:
                 seen[key]["shards"].append(label)
+                region, more = seen[key].get("region_examples"), f.get("region_examples")
+                if region is not None and more is not None:
+                    seen[key]["region_examples"] = {k: region.get(k, 0) + more.get(k, 0) for k in ("failed", "passed")}
+                elif more is not None:
+                    seen[key]["region_examples"] = dict(more)
             else:
                 seen[key] = {**copy.deepcopy(f), "shards": [label]}
     return list(seen.values())
