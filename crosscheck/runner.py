@@ -280,7 +280,9 @@ def _replay_findings(backend: Backend, prop: Property, result: PropertyResult) -
             {
                 "message": message,
                 "problem": entry.get("problem", {}),
-                "reproducer": entry["reproducer"],
+                "reproducer": environment_line(backend.framework, backend.version(), backend.dispatch())
+                + "\n"
+                + entry["reproducer"],
                 "native_snippet": None,
                 "kind": "stale" if entry["outcome"] == "stale" else "mismatch",
                 "triage": triage("stale" if entry["outcome"] == "stale" else "mismatch"),
