@@ -428,6 +428,8 @@ def _describe_backend(b: Backend) -> None:
     caps = b.capabilities()
     print(f"{b.name:<16} {b.framework} {b.version()}: {b.description}")
     print(f"{'':<16} devices {', '.join(b.devices)}; precision flags {b.precision_flags() or 'none'}")
+    d = b.dispatch()
+    print(f"{'':<16} kernels dispatch to {d.get('isa_class')} ({d.get('source')})")
     print(
         f"{'':<16} ranks {list(caps.ranks)}, dtypes {', '.join(caps.dtypes)}, padding {', '.join(caps.padding)},"
         f" layouts {', '.join(caps.layouts)}, groups {'yes' if caps.groups else 'no'}, bound {caps.bound}"

@@ -76,9 +76,14 @@ def test_tensorflow_modes_and_the_reasons_for_the_ones_not_run() -> None:
     import tensorflow as tf
 
     modes = {m.name: m for m in backend.precision_modes()}
-    assert set(runnable_modes(backend)) == {"grappler-onednn-bfloat16"}
-    _within_own_bound(backend, "grappler-onednn-bfloat16")
-    assert not tf.config.optimizer.get_experimental_options().get("auto_mixed_precision_onednn_bfloat16", False)
+    bf16_kernels = "bfloat16" in backend.capabilities().dtypes  # none under ONEDNN_MAX_CPU_ISA=AVX2, say
+    assert set(runnable_modes(backend)) == ({"grappler-onednn-bfloat16"} if bf16_kernels else set())
+    if bf16_kernels:
+        _within_own_bound(backend, "grappler-onednn-bfloat16")
+        assert not tf.config.optimizer.get_experimental_options().get("auto_mixed_precision_onednn_bfloat16", False)
+    else:
+        reason = str(modes["grappler-onednn-bfloat16"].unsupported)
+        assert "bfloat16 Conv2D/Conv3D, which refuse here" in reason and "tf.nn.conv2d raises" in reason
     # The facts behind the two reasons: TF32 and the Keras policy leave tf.nn's float32 results alone.
     x = np.random.default_rng(0).standard_normal((2, 9, 9, 8)).astype(np.float32)
     f = np.random.default_rng(1).standard_normal((3, 3, 8, 4)).astype(np.float32)
@@ -150,9 +155,19 @@ def test_finding_conv3d_graph_shape_inference_swaps_height_and_width_dilations()
 
 
 def test_finding_onednn_bfloat16_rewrite_zeroes_a_depth_padded_conv3d() -> None:
-    """Finding tensorflow-onednn-bfloat16-depth-padded-conv3d-zeros (crosscheck/data/known_findings.json)."""
-    backend_or_skip("tensorflow")
+    """Finding tensorflow-onednn-bfloat16-depth-padded-conv3d-zeros (crosscheck/data/known_findings.json): wrong on
+    the kernels where it was recorded reproducing, right where it was recorded not reproducing."""
+    backend = backend_or_skip("tensorflow")
     import tensorflow as tf
+
+    from crosscheck.findings import known_findings
+
+    (finding,) = [f for f in known_findings() if f["id"] == "tensorflow-onednn-bfloat16-depth-padded-conv3d-zeros"]
+    mode = {m.name: m for m in backend.precision_modes()}["grappler-onednn-bfloat16"]
+    if mode.unsupported:
+        pytest.skip(f"the mode does not run here: {mode.unsupported}")
+    isa_class = backend.dispatch()["isa_class"]
+    recorded = [e["reproduced"] for e in finding["environments"] if e["isa_class"] == isa_class]
 
     rng = np.random.default_rng(0)
     x = tf.constant(rng.uniform(-2, 2, (1, 1, 1, 3, 1)).astype(np.float32))
@@ -172,6 +187,12 @@ def test_finding_onednn_bfloat16_rewrite_zeroes_a_depth_padded_conv3d() -> None:
         tf.config.optimizer.set_experimental_options({option: False})
     if rewritten == eager:
         pytest.skip("this CPU has no oneDNN bfloat16 rewrite (the graph ran in float32)")
-    # Zeros in a fresh process, garbage (-2.9e31 seen, and NaN: a CI run) after other graphs ran:
-    # uninitialised memory. NaN compares False with everything, hence "not close" rather than "far".
-    assert not abs(rewritten - eager) <= 0.5 * abs(eager), rewritten
+    if not recorded:
+        pytest.skip(f"never recorded on {isa_class} kernels: rewritten {rewritten}, eager {eager}")
+    close = abs(rewritten - eager) <= 0.5 * abs(eager)
+    if recorded[0]:
+        # Zeros in a fresh process, garbage (-2.9e31 seen, and NaN: a CI run) after other graphs ran:
+        # uninitialised memory. NaN compares False with everything, hence "not close" rather than "far".
+        assert not close, rewritten
+    else:
+        assert close, (rewritten, eager)

@@ -454,6 +454,14 @@ class TensorflowBackend(Backend):
 
     def precision_modes(self) -> tuple[PrecisionMode, ...]:
         cuda = self.device == "cuda"
+        # The rewrite runs TensorFlow's bfloat16 convolution kernels: where they refuse (oneDNN has no bfloat16
+        # primitives below AVX-512, e.g. under ONEDNN_MAX_CPU_ISA=AVX2), so does every rewritten graph.
+        bf16_refused = None if cuda else self.facts("bfloat16")["conv2d"]
+        onednn_unsupported = "a oneDNN (CPU) rewrite" if cuda else None
+        if bf16_refused:
+            onednn_unsupported = (
+                f"the rewrite runs TensorFlow's bfloat16 Conv2D/Conv3D, which refuse here: {bf16_refused}"
+            )
         return (
             PrecisionMode(
                 ONEDNN_BF16_MODE,
@@ -463,7 +471,7 @@ class TensorflowBackend(Backend):
                 u_in=BF16_UNIT_ROUNDOFF,
                 accumulator="float32",
                 output_rounding="bfloat16",
-                unsupported="a oneDNN (CPU) rewrite" if cuda else None,
+                unsupported=onednn_unsupported,
                 constraints=(graph_conv3d_dilations, bf16_depth_padded_conv3d),
             ),
             PrecisionMode(
