@@ -87,7 +87,8 @@ class PrecisionModes(Property):
             obs = self._observe(problem, v)
             obs.mode = name
             observations.append(obs)
-        assume(observations)  # every mode for this dtype refused the problem
+        if not observations:  # every mode for this dtype refused the problem (never so for a named mode: a replay)
+            assume(False)
         main = self._observe(problem, self._worst(observations))
         main.features += [f"mode={o.mode}" for o in observations]
         main.modes = observations
