@@ -222,7 +222,7 @@ def findings_summary(record: dict[str, Any]) -> str:
         for f in r.get("known_findings") or []:
             outcome = str(f.get("outcome") or ("reproduced" if f.get("reproduced") else "not reproduced here"))
             rank = _OUTCOME_ORDER.index(outcome) if outcome in _OUTCOME_ORDER else len(_OUTCOME_ORDER)
-            if outcome == "not reproduced here":
+            if outcome in ("not reproduced here", "no example"):
                 note = f" (recorded: {f['where']})" if f.get("where") else ""
             elif outcome == "reproduced":
                 note = ""
@@ -234,7 +234,10 @@ def findings_summary(record: dict[str, Any]) -> str:
     if not best:
         return ""
     dispatch = record.get("environment", {}).get("dispatch", {})
-    classes = ", ".join(f"{b} {d['isa_class']}" for b, d in dispatch.items() if d.get("isa_class"))
+    by_class: dict[str, list[str]] = {}
+    for b, d in dispatch.items():
+        by_class.setdefault(str(d.get("isa_class")), []).append(b)
+    classes = "; ".join(f"{c}: {', '.join(bs)}" for c, bs in by_class.items())
     lines = [f"\nknown findings on this machine (kernels: {classes or 'unknown'}):"]
     for outcome in _OUTCOME_ORDER:
         found = sorted((fid, note) for fid, (_, o, note) in best.items() if o == outcome)

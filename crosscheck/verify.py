@@ -379,6 +379,7 @@ def _kind_title(kind: str | None) -> str:
         "crash": "the function crashed (example that caused it)",
         "hang": "the function hung (example that caused it)",
         "exception": "the function raised (minimal example)",
+        "flaky": "a different answer when rerun (each example kept)",
     }.get(kind or "", "minimal failing example")
 
 
