@@ -69,6 +69,15 @@ def _shard(text: str) -> Shard:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _levels(text: str) -> list[str]:
+    from crosscheck.hardware import parse_levels
+
+    try:
+        return parse_levels(text)
+    except CrosscheckError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--isa: ")) from None
+
+
 def _dims(text: str) -> tuple[int, ...]:
     try:
         dims = tuple(sorted({int(t) for t in _csv(text)}))
@@ -108,6 +117,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=_timeout,
         default=DEFAULT_TIMEOUT_S,
         help="seconds a backend call may take before it counts as hung",
+    )
+    run.add_argument(
+        "--isa",
+        type=_levels,
+        default=["native"],
+        metavar="LEVELS",
+        help="check the kernels of other CPUs: run the frameworks capped to each ISA level (comma list of avx2, "
+        "avx512, avx512-bf16, avx512-fp16, amx, amx-fp16; 'native': no cap; 'all': every level this machine runs), "
+        "one record with a row per backend and level",
     )
     run.add_argument(
         "--no-isolation",
@@ -177,7 +195,8 @@ def summary_table(record: dict[str, Any], colour: bool = False) -> str:
         rows.append((r["backend"], r["property"], status, str(r["examples"]), f"{eps:.0f}" if eps else "-", ratios))
     for b in record["backends"]:
         if not b["available"]:
-            rows.append((b["name"], "-", "not installed", "0", "-", ""))
+            native_only = b.get("isa") not in (None, "native")  # a capped level, and no switch to cap it with
+            rows.append((b["name"], "-", "native level only" if native_only else "not installed", "0", "-", ""))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     lines = []
     for i, row in enumerate(rows):
@@ -214,10 +233,22 @@ _OUTCOME_ORDER = (
 )
 
 
-def findings_summary(record: dict[str, Any]) -> str:
-    """Which known findings reproduce on this machine and which do not, by outcome, with each backend's ISA class.
-    A finding several properties replayed or reached is listed once, under its gravest outcome."""
-    best: dict[str, tuple[int, str, str]] = {}  # id -> (rank in _OUTCOME_ORDER, outcome, note)
+_OUTCOME_MARK = {
+    "stale": "STALE",
+    "beyond its contract": "BEYOND",
+    "fails differently": "DIFFERS",
+    "reproduced": "R",
+    "not reproduced here": "·",
+    "not applicable": "n/a",
+    "pinned by a test": "test",
+    "no example": "-",
+}
+
+
+def _finding_outcomes(record: dict[str, Any]) -> dict[tuple[str, str], tuple[int, str, str]]:
+    """(finding id, ISA level) -> (rank in _OUTCOME_ORDER, outcome, note). A finding several properties replayed or
+    reached counts once per level, with its gravest outcome."""
+    best: dict[tuple[str, str], tuple[int, str, str]] = {}
     for r in record["results"]:
         for f in r.get("known_findings") or []:
             outcome = str(f.get("outcome") or ("reproduced" if f.get("reproduced") else "not reproduced here"))
@@ -229,10 +260,33 @@ def findings_summary(record: dict[str, Any]) -> str:
             else:
                 text = str(f.get("message") or f.get("pinned_by") or "")
                 note = f": {text.splitlines()[0][:160]}" if text else ""
-            if f["id"] not in best or rank < best[f["id"]][0]:
-                best[f["id"]] = (rank, outcome, note)
+            key = (str(f["id"]), str(r.get("isa") or "native"))
+            if key not in best or rank < best[key][0]:
+                best[key] = (rank, outcome, note)
+    return best
+
+
+def findings_summary(record: dict[str, Any]) -> str:
+    """Which known findings reproduce on this machine and which do not, with each backend's ISA class: grouped by
+    outcome for one level, as a finding × level table for `--isa` runs of several levels."""
+    best = _finding_outcomes(record)
     if not best:
         return ""
+    levels = list(record["run"].get("isa_levels") or [])
+    if len(levels) > 1:
+        ids = sorted({fid for fid, _ in best})
+        width = max(len(i) for i in ids)
+        lines = [
+            "\nknown findings per ISA level (R reproduced, · not reproduced here, n/a cannot run there, "
+            "test pinned by a test, - no example; STALE, BEYOND, DIFFERS fail the run):",
+            "  " + " " * width + "  " + "  ".join(f"{lvl:<11}" for lvl in levels),
+        ]
+        for fid in ids:
+            marks = [_OUTCOME_MARK.get(best[(fid, lvl)][1], "?") if (fid, lvl) in best else "" for lvl in levels]
+            lines.append(f"  {fid:<{width}}  " + "  ".join(f"{m:<11}" for m in marks))
+        failing = [(k, v) for k, v in sorted(best.items()) if v[1] in _OUTCOME_ORDER[:3]]
+        lines += [f"  {fid} @ {lvl}: {outcome.upper()}{note}" for (fid, lvl), (_, outcome, note) in failing]
+        return "\n".join(lines)
     dispatch = record.get("environment", {}).get("dispatch", {})
     by_class: dict[str, list[str]] = {}
     for b, d in dispatch.items():
@@ -240,7 +294,7 @@ def findings_summary(record: dict[str, Any]) -> str:
     classes = "; ".join(f"{c}: {', '.join(bs)}" for c, bs in by_class.items())
     lines = [f"\nknown findings on this machine (kernels: {classes or 'unknown'}):"]
     for outcome in _OUTCOME_ORDER:
-        found = sorted((fid, note) for fid, (_, o, note) in best.items() if o == outcome)
+        found = sorted((fid, note) for (fid, _), (_, o, note) in best.items() if o == outcome)
         if found:
             label = outcome.upper() if outcome in _OUTCOME_ORDER[:3] else outcome
             lines.append(f"  {label} ({len(found)}):")
@@ -252,7 +306,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from crosscheck import record as rec
     from crosscheck.profiles import default_profile
     from crosscheck.progress import LiveProgress, use_colour
-    from crosscheck.session import RunOptions, run, select_properties
+    from crosscheck.session import RunOptions, run_levels, select_properties
 
     select_properties(args.properties)  # bad usage is reported before any framework is imported
     options = RunOptions(
@@ -274,7 +328,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         # Hypothesis prints its own notes (a seed to reuse after Ctrl-C): on their own line, not over the status.
         with with_reporter(progress.note):
-            record = run(options, progress=progress)
+            record = run_levels(options, args.isa, progress=progress)
     except KeyboardInterrupt:
         # Only before the first check started (importing frameworks): there is nothing to keep.
         progress.close()
@@ -424,6 +478,13 @@ def cmd_backends(args: argparse.Namespace) -> int:
             _describe_backend(b)
         finally:
             close_backends([b])
+    from crosscheck.hardware import cpu, machine_levels
+
+    info = cpu()
+    print(
+        f"\nISA levels this machine runs (crosscheck run --isa): {', '.join(machine_levels())}"
+        f" — CPU {info['model']} ({info['isa_class']}: {' '.join(info['features'])})"
+    )
     return EXIT_OK
 
 

@@ -280,10 +280,23 @@ def openblas_dispatch() -> dict[str, Any]:
     }
 
 
+# XLA's --xla_cpu_max_isa values -> class (it has no AVX-512 FP16 level).
+_XLA_CLASSES = {
+    "sse4_2": "sse41",
+    "avx": "avx",
+    "avx2": "avx2",
+    "avx512": "avx512",
+    "avx512_vnni": "avx512",
+    "avx512_bf16": "avx512-bf16",
+    "amx": "amx",
+    "amx_fp16": "amx-fp16",
+}
+
+
 def xla_dispatch() -> dict[str, Any]:
     """XLA compiles for the host CPU, capped by --xla_cpu_max_isa; JAX reports neither, so this is derived."""
     m = re.search(r"--xla_cpu_max_isa=(\w+)", os.environ.get("XLA_FLAGS", ""))
-    cap = onednn_class(m.group(1)) if m else None
+    cap = _XLA_CLASSES.get(m.group(1).lower()) if m else None
     return {
         "xla_cpu_max_isa": m.group(1) if m else None,
         "isa_class": capped(cpu()["isa_class"], cap),
@@ -300,7 +313,94 @@ def environment_line(framework: str, version: str, dispatch: dict[str, Any]) -> 
     """One line for reproducer headers: the framework, the kernels' ISA class and what it was measured from,
     the CPU, and the caps in effect (a reproducer may fail on one CPU and pass on another)."""
     detail = dispatch.get("onednn_isa") or dispatch.get("openblas_core") or dispatch.get("xla_cpu_max_isa")
-    caps = ", ".join(f"{k}={v}" for k, v in caps_in_effect().items()) or "none"
+    # A worker's caps (crosscheck run --isa) are its own, recorded with its dispatch; else this process's.
+    in_effect = dispatch["caps"] if isinstance(dispatch.get("caps"), dict) else caps_in_effect()
+    caps = ", ".join(f"{k}={v}" for k, v in in_effect.items()) or "none"
     info = cpu()
     kernels = f"{dispatch.get('isa_class', 'unknown')}" + (f" ({detail})" if detail else "")
     return f"# seen with {framework} {version}, kernels {kernels}, CPU {info['model']} ({info['vendor']}), caps: {caps}"
+
+
+# ------------------------------------------------------------------------------------ ISA levels
+
+# The levels `crosscheck run --isa` can cap the frameworks to, lowest first; "native" is no cap at all.
+LEVELS = ("avx2", "avx512", "avx512-bf16", "avx512-fp16", "amx", "amx-fp16")
+NATIVE = "native"
+
+# Each switch: the environment variable, and its value for each level (the highest value not above the level).
+SWITCHES: dict[str, dict[str, str]] = {
+    "ONEDNN_MAX_CPU_ISA": {
+        "avx2": "AVX2",
+        "avx512": "AVX512_CORE",
+        "avx512-bf16": "AVX512_CORE_BF16",
+        "avx512-fp16": "AVX512_CORE_FP16",
+        "amx": "AVX512_CORE_AMX",
+        "amx-fp16": "AVX512_CORE_AMX_FP16",
+    },
+    "ATEN_CPU_CAPABILITY": {level: "avx2" if level == "avx2" else "avx512" for level in LEVELS},
+    "XLA_FLAGS": {
+        level: f"--xla_cpu_max_isa={v}"
+        for level, v in zip(LEVELS, ("AVX2", "AVX512", "AVX512_BF16", "AVX512_BF16", "AMX", "AMX_FP16"))
+    },
+    "OPENBLAS_CORETYPE": dict(
+        zip(LEVELS, ("Haswell", "SkylakeX", "Cooperlake", "Cooperlake", "SapphireRapids", "SapphireRapids"))
+    ),
+}
+
+
+def machine_levels() -> list[str]:
+    """The levels this machine can run: its own (as "native") and every capped level below it."""
+    top = isa_rank(cpu()["isa_class"])
+    return [NATIVE, *(level for level in LEVELS if isa_rank(level) < top)]
+
+
+def parse_levels(text: str) -> list[str]:
+    """`native`, `all` (every level this machine runs) or a comma list of levels; one-line CrosscheckError
+    for an unknown level or one above this machine (a cap only lowers what a framework dispatches to)."""
+    from crosscheck.errors import CrosscheckError
+
+    runnable = machine_levels()
+    out: list[str] = []
+    for word in (w.strip().lower() for w in text.split(",") if w.strip()):
+        if word == "all":
+            chosen = runnable
+        elif word == NATIVE:
+            chosen = [NATIVE]
+        elif word not in LEVELS:
+            raise CrosscheckError(f"--isa: unknown level {word!r}; levels: native, all, {', '.join(LEVELS)}")
+        elif word == cpu()["isa_class"]:
+            chosen = [NATIVE]  # this CPU's own level: no cap needed
+        elif word not in runnable:
+            raise CrosscheckError(
+                f"--isa: {word} is above this CPU ({cpu()['model']}, {cpu()['isa_class']}): a cap only lowers; "
+                f"this machine runs {', '.join(runnable)}"
+            )
+        else:
+            chosen = [word]
+        out += [level for level in chosen if level not in out]
+    if not out:
+        raise CrosscheckError("--isa: no level given")
+    return out
+
+
+def level_env(level: str, switches: tuple[str, ...]) -> dict[str, str]:
+    """The environment that caps `switches` (variable names) to `level`; empty for native."""
+    if level == NATIVE:
+        return {}
+    out = {}
+    for var in switches:
+        value = SWITCHES[var][level]
+        if var == "XLA_FLAGS":  # keep the user's other XLA flags
+            others = re.sub(r"--xla_cpu_max_isa=\w+", "", os.environ.get("XLA_FLAGS", "")).strip()
+            value = f"{others} {value}".strip()
+        out[var] = value
+    return out
+
+
+def expected_class(level: str, switches: tuple[str, ...]) -> str:
+    """The class a backend capped by `switches` should report at `level`."""
+    if "ONEDNN_MAX_CPU_ISA" in switches or not switches:
+        return level
+    if "XLA_FLAGS" in switches:
+        return _XLA_CLASSES[SWITCHES["XLA_FLAGS"][level].split("=")[1].lower()]
+    return _OPENBLAS_CLASSES[SWITCHES["OPENBLAS_CORETYPE"][level].lower()]

@@ -41,6 +41,7 @@ import numpy as np
 
 from crosscheck.backends.base import Backend, BackendUnavailable, Capabilities, PrecisionMode
 from crosscheck.errors import CrosscheckError
+from crosscheck.hardware import caps_in_effect
 from crosscheck.problem import ConvProblem, ConvSpec
 
 BackendFactory = Callable[[], Backend]
@@ -126,7 +127,7 @@ def _describe(backend: Backend) -> dict[str, Any]:
         "device": backend.device,
         "version": backend.version(),
         "precision_flags": backend.precision_flags(),
-        "dispatch": backend.dispatch(),
+        "dispatch": {**backend.dispatch(), "caps": caps_in_effect()},
         # Constraints are often closures over the framework; the parent asks the worker instead.
         "capabilities": replace(
             caps,
@@ -137,6 +138,7 @@ def _describe(backend: Backend) -> dict[str, Any]:
         # The backward passes' own spaces (Capabilities.gradients / .transposed) and their constraints.
         "constrained_spaces": [f for f in _SPACES if (sub := getattr(caps, f)) is not None and sub.constraints],
         "may_decline": backend.may_decline,
+        "isa_switches": tuple(backend.isa_switches),
         "precision_modes": tuple(backend.precision_modes()),
     }
 
@@ -236,7 +238,7 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
 class _Worker:
     """One worker process and its pipe."""
 
-    def __init__(self, factory_bytes: bytes, label: str) -> None:
+    def __init__(self, factory_bytes: bytes, label: str, env: dict[str, str] | None = None) -> None:
         fd, self.log_path = tempfile.mkstemp(prefix="crosscheck-worker-", suffix=".log")
         os.close(fd)
         parent, child = Pipe(duplex=True)
@@ -247,6 +249,8 @@ class _Worker:
                 pass_fds=(child.fileno(),),
                 stdin=subprocess.DEVNULL,
                 close_fds=True,
+                # ISA caps must be in the environment before the framework loads: only a fresh process has that.
+                env={**os.environ, **env} if env else None,
             )
         finally:
             child.close()  # only the worker holds the other end now: its death closes the pipe
@@ -350,11 +354,13 @@ class IsolatedBackend(Backend):
         timeout: float | None = DEFAULT_TIMEOUT_S,
         load_timeout: float | None = None,
         reproducer: Callable[[str, ConvProblem], str] | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         # Backend.__init__ is not called: the worker's own backend checked its device.
         self.name = name
         self._reproducer = reproducer
         self.timeout = timeout
+        self.env = dict(env or {})  # set in the worker's environment (and in every restarted worker's)
         # Loading may take longer than a call (TensorFlow imports and probes itself for seconds).
         self.load_timeout = timeout if load_timeout is None else load_timeout
         self.allow_restart = True
@@ -377,6 +383,7 @@ class IsolatedBackend(Backend):
         self.devices = tuple(self._info["devices"])
         self.device = str(self._info["device"])
         self.may_decline = bool(self._info["may_decline"])
+        self.isa_switches = tuple(self._info.get("isa_switches", ()))
         caps: Capabilities = self._info["capabilities"]
         self._caps = replace(caps, constraints=(self._refuses,)) if self._info["has_constraints"] else caps
         for space in self._info.get("constrained_spaces", ()):
@@ -385,7 +392,7 @@ class IsolatedBackend(Backend):
 
     def _start(self) -> dict[str, Any]:
         self.starts += 1
-        worker = _Worker(self._factory_bytes, self.name)
+        worker = _Worker(self._factory_bytes, self.name, self.env)
         try:
             reply = worker.call(None, self.load_timeout, "loading the backend")
         except WorkerDied as exc:

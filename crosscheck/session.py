@@ -6,9 +6,10 @@ import concurrent.futures
 import contextlib
 import datetime as dt
 import functools
+import importlib
 import time
 from collections.abc import Collection, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from crosscheck import __version__
@@ -16,6 +17,7 @@ from crosscheck.backends.base import Backend, BackendUnavailable
 from crosscheck.backends.registry import backend_names, expand, get_backend, instantiate, resolve
 from crosscheck.environment import fingerprint
 from crosscheck.errors import CrosscheckError
+from crosscheck.hardware import NATIVE, expected_class, level_env
 from crosscheck.isolation import DEFAULT_TIMEOUT_S, MIN_LOAD_TIMEOUT_S, IsolatedBackend, RemoteError, WorkerDied
 from crosscheck.pairwise import run_pairwise
 from crosscheck.properties import PROPERTIES
@@ -39,10 +41,14 @@ class RunOptions:
     extra: dict[str, Any] = field(default_factory=dict)  # more fields for the record's "run" (verify's target)
     fail_fast: bool = False  # after a backend's first failing property, leave its other properties out
     shard: Shard | None = None  # run only this shard's units of the plan (crosscheck.sharding)
+    isa: str = NATIVE  # the ISA level the frameworks are capped to (crosscheck.hardware.LEVELS), in workers
 
 
-def load_backend(name: str, device: str = "cpu", *, isolation: bool = True, timeout: float | None = None) -> Backend:
-    """Backend `name`, in a worker process if `isolation`; raises BackendUnavailable if it cannot run here.
+def load_backend(
+    name: str, device: str = "cpu", *, isolation: bool = True, timeout: float | None = None, isa: str = NATIVE
+) -> Backend:
+    """Backend `name`, in a worker process if `isolation` (always, for a capped `isa` level); raises
+    BackendUnavailable if it cannot run here.
 
     A worker that crashes or hangs while loading makes the backend unavailable, with what happened as the reason.
     """
@@ -50,13 +56,26 @@ def load_backend(name: str, device: str = "cpu", *, isolation: bool = True, time
         return get_backend(name, device)
     (target,) = expand([name])
     factory = functools.partial(instantiate, resolve(target), target, device)
+    env = level_env(isa, switches_of(target))
     try:
         load_timeout = None if timeout is None else max(timeout, MIN_LOAD_TIMEOUT_S)
-        return IsolatedBackend(factory, target, timeout=timeout, load_timeout=load_timeout)
+        return IsolatedBackend(factory, target, timeout=timeout, load_timeout=load_timeout, env=env)
     except WorkerDied as exc:
         raise BackendUnavailable(str(exc)) from None
     except RemoteError as exc:  # a built-in adapter that fails to import: as unavailable as a missing framework
         raise BackendUnavailable(f"{target}: {type(exc).__name__}: {exc}") from None
+
+
+def switches_of(name: str) -> tuple[str, ...]:
+    """The ISA switches of backend `name`'s class (importing an adapter module imports no framework)."""
+    module_name, _, attr = resolve(name).partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError):  # a broken plugin: loading it says why
+        return ()
+    return tuple(getattr(obj, "isa_switches", ()))
 
 
 def wanted_backends(names: Sequence[str] | None) -> list[str]:
@@ -70,9 +89,10 @@ def select_backends(
     isolation: bool = False,
     timeout: float | None = None,
     only: Collection[str] | None = None,
+    isa: str = NATIVE,
 ) -> tuple[list[Backend], list[dict[str, Any]]]:
     """Instances of the wanted backends (of those, `only` these), and the record entries of those that
-    cannot run here.
+    cannot run here. At a capped `isa` level, a backend with no ISA switch is recorded as run natively only.
 
     Named explicitly, a missing framework is bad usage (CrosscheckError); by default it is recorded.
     """
@@ -81,9 +101,13 @@ def select_backends(
         wanted = [n for n in wanted if n in only]
     ready: list[Backend] = []
     missing: list[dict[str, Any]] = []
+    if isa != NATIVE:
+        fixed = [n for n in wanted if not switches_of(n)]
+        missing += [{"name": n, "available": False, "reason": NO_SWITCH.format(name=n), "isa": isa} for n in fixed]
+        wanted = [n for n in wanted if n not in fixed]
 
     def load(name: str) -> Backend:
-        return load_backend(name, device, isolation=isolation, timeout=timeout)
+        return load_backend(name, device, isolation=isolation, timeout=timeout, isa=isa)
 
     # Each worker imports its framework and probes it (TensorFlow: seconds): in worker processes those loads
     # run side by side on every core while this process only waits, so start them all at once. In-process
@@ -155,13 +179,47 @@ def run(options: RunOptions, progress: Progress | None = None) -> dict[str, Any]
         # Load only the backends this shard has work for: importing a framework costs seconds.
         units = set(plan(wanted_backends(options.backends), props, options.pairwise).assigned(options.shard))
         needed = None if PAIRWISE in units else {b for b, _ in units}
+    if options.isa != NATIVE and not options.isolation:
+        raise CrosscheckError("--isa: a capped level runs the frameworks in worker processes; drop --no-isolation")
     backends, missing = select_backends(
-        options.backends, options.device, isolation=options.isolation, timeout=options.timeout, only=needed
+        options.backends,
+        options.device,
+        isolation=options.isolation,
+        timeout=options.timeout,
+        only=needed,
+        isa=options.isa,
     )
     try:
-        return run_backends(backends, missing, props, options, progress, units=units)
+        backends, refused = verify_caps(backends, options.isa, props)
+        return run_backends(backends, missing, props, options, progress, results=refused, units=units)
     finally:
         close_backends(backends)
+
+
+NO_SWITCH = (
+    "{name} has no ISA switch (no variable caps the kernels it runs): `crosscheck run --isa` checks it at the "
+    "native level only"
+)
+
+
+def verify_caps(backends: list[Backend], isa: str, props: list[str]) -> tuple[list[Backend], list[PropertyResult]]:
+    """At a capped level each backend must report the ISA class its cap implies; one that does not (a framework
+    that ignores the variable, a build without the switch) is not run: each of its properties is an error, so
+    the run fails loudly rather than passing for the wrong kernels."""
+    if isa == NATIVE:
+        return backends, []
+    kept: list[Backend] = []
+    errors: list[PropertyResult] = []
+    for b in backends:
+        got, want = b.dispatch().get("isa_class"), expected_class(isa, b.isa_switches)
+        if got == want:
+            kept.append(b)
+            continue
+        caps = ", ".join(f"{k}={v}" for k, v in level_env(isa, b.isa_switches).items())
+        reason = f"the ISA cap did not take effect: with {caps} {b.name} dispatches to {got}, not {want}"
+        errors += [PropertyResult(b.name, p, "error", reason) for p in props]
+        close_backends([b])
+    return kept, errors
 
 
 def run_backends(
@@ -230,7 +288,7 @@ def run_backends(
     except KeyboardInterrupt:
         # Ctrl-C outside a Hypothesis run (setting one up, or in a progress callback): keep what finished.
         interrupted = True
-    entries = [r.to_dict() for r in results]
+    entries = [{**r.to_dict(), "isa": options.isa} for r in results]
     return {
         "schema": "crosscheck-record",
         "schema_version": SCHEMA_VERSION,
@@ -247,13 +305,15 @@ def run_backends(
             "command": options.command,
             "properties": {n: {"title": PROPERTIES[n].title, "description": PROPERTIES[n].description} for n in props},
             "isolation": {"enabled": options.isolation, "timeout_s": options.timeout},
+            "isa": options.isa,
             **_shard_fields(options, props),
             **options.extra,
         },
         "environment": fingerprint(
             {b.name: b.precision_flags() for b in backends}, {b.name: b.dispatch() for b in backends}
         ),
-        "backends": [{**b.describe(), "available": True, "reason": None} for b in backends] + missing,
+        "backends": [{**b.describe(), "available": True, "reason": None, "isa": options.isa} for b in backends]
+        + missing,
         "results": entries,
         "pairwise": pairwise,
         "summary": summarize(entries, pairwise),
@@ -265,3 +325,52 @@ def _shard_fields(options: RunOptions, props: list[str]) -> dict[str, str]:
         return {}
     digest = plan(wanted_backends(options.backends), props, options.pairwise).digest
     return {"shard": str(options.shard), "shard_plan": digest}
+
+
+def run_levels(options: RunOptions, levels: Sequence[str], progress: Progress | None = None) -> dict[str, Any]:
+    """`run` once per ISA level (crosscheck.hardware.LEVELS, or native), each level's backends in workers capped to
+    it, merged into one record in which every backend row carries its level (`torch@avx2`; native rows keep the
+    plain name) so that verdicts and findings read per backend × ISA."""
+    from crosscheck.report.merge import merge_records
+
+    if list(levels) == [NATIVE]:
+        return run(replace(options, isa=NATIVE), progress)
+    records: list[dict[str, Any]] = []
+    done: list[str] = []
+    for level in levels:
+        record = run(replace(options, isa=level), progress)
+        records.append(tag_level(record, level))
+        done.append(level)
+        if record["run"]["interrupted"]:
+            break
+    merged = merge_records(records, [f"isa {level}" for level in done])
+    # One environment holds every level's dispatch (each backend row is named for its level).
+    merged["environment"]["dispatch"] = {k: v for r in records for k, v in r["environment"]["dispatch"].items()}
+    merged["run"]["isa"] = ",".join(done)
+    merged["run"]["isa_levels"] = done
+    merged["run"]["interrupted"] = any(r["run"]["interrupted"] for r in records)
+    return merged
+
+
+def at_level(name: str, level: str) -> str:
+    return name if level == NATIVE else f"{name}@{level}"
+
+
+def tag_level(record: dict[str, Any], level: str) -> dict[str, Any]:
+    """`record` (one level's run) with every backend named for its level, and each row's `isa` set."""
+    for r in record["results"]:
+        r["backend"], r["isa"] = at_level(r["backend"], level), level
+    for b in record["backends"]:
+        b["name"], b["isa"] = at_level(b["name"], level), level
+    env = record["environment"]
+    for key in ("dispatch", "precision_flags"):
+        env[key] = {at_level(k, level): v for k, v in (env.get(key) or {}).items()}
+    pw = record.get("pairwise")
+    if pw:
+        pw["backends"] = [at_level(b, level) for b in pw["backends"]]
+        for m in pw["matrix"]:
+            m["a"], m["b"] = at_level(m["a"], level), at_level(m["b"], level)
+        for f in pw["failures"]:
+            f["pair"] = [at_level(b, level) for b in f.get("pair") or []]
+        pw["backend_errors"] = {at_level(k, level): v for k, v in (pw.get("backend_errors") or {}).items()}
+    return record

@@ -171,6 +171,9 @@ class Backend(abc.ABC):
     module: str = ""  # what must import for the backend to be available
     description: str = ""
     devices: tuple[str, ...] = ("cpu",)
+    # The environment variables that cap the ISA this backend's kernels dispatch to (crosscheck.hardware.SWITCHES);
+    # none: it has no switch, and `crosscheck run --isa` runs it natively only.
+    isa_switches: tuple[str, ...] = ()
     # True when run() may raise NotImplementedError for a problem it does not support: that example
     # is then counted as unsupported rather than failed (user functions; built-in adapters declare
     # their capabilities instead, so for them NotImplementedError stays a failure).

@@ -347,6 +347,7 @@ class JaxBackend(Backend):
     module = "jax"
     description = "jax.lax.conv_general_dilated (jit-compiled per shape, precision=HIGHEST)"
     devices = ("cpu", "cuda")
+    isa_switches = ("XLA_FLAGS",)
 
     def check_available(self) -> None:
         super().check_available()

@@ -39,6 +39,8 @@ class NumpyBackend(Backend):
     framework = "numpy"
     description = "numpy.lib.stride_tricks.sliding_window_view + numpy.tensordot"
 
+    isa_switches = ("OPENBLAS_CORETYPE",)
+
     def dispatch(self) -> dict[str, Any]:
         from crosscheck.hardware import openblas_dispatch
 

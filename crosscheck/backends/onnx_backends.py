@@ -324,6 +324,8 @@ class OnnxReferenceBackend(Backend):
     module = "onnx.reference"
     description = f"onnx.reference.ReferenceEvaluator on a one-node Conv model (opset {OPSET}): NumPy im2col + matmul"
 
+    isa_switches = ("OPENBLAS_CORETYPE",)  # NumPy's matmul does the work
+
     def capabilities(self) -> Capabilities:
         return Capabilities(
             dtypes=("float64", "float32", "float16", "bfloat16"),

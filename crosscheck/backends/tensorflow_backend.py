@@ -268,6 +268,7 @@ class TensorflowBackend(Backend):
     module = "tensorflow"
     description = "tf.nn.conv1d/conv2d/conv3d, tf.nn.depthwise_conv2d, tf.nn.convolution (eager)"
     devices = ("cpu", "cuda")
+    isa_switches = ("ONEDNN_MAX_CPU_ISA",)
 
     def __init__(self, device: str = "cpu") -> None:
         super().__init__(device)

@@ -238,6 +238,7 @@ class TorchBackend(Backend):
     module = "torch"
     description = "torch.nn.functional.conv1d/conv2d/conv3d"
     devices = ("cpu", "cuda")
+    isa_switches = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")
 
     def check_available(self) -> None:
         super().check_available()

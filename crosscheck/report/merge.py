@@ -142,6 +142,8 @@ def _merge_results(shards: list[tuple[str, dict[str, Any]]]) -> list[dict[str, A
                 "failures": _union_failures(((label, r["failures"]) for label, r in entries), tag),
                 "known_findings": _union_findings(entries),
                 "shards": [label for label, _ in entries],
+                # The ISA level the row ran at (crosscheck run --isa): part of its backend name already.
+                **({"isa": rs[0]["isa"]} if "isa" in rs[0] else {}),
             }
         )
     return merged
