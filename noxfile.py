@@ -8,6 +8,7 @@ runs one job per framework session.
     nox -s numpy-3.12           # one session
     nox -s numpy-3.11 -- --shard 1/2   # arguments after -- go to `crosscheck run`
     nox -s report               # merge whatever shards are in reports/shards/
+    nox -t isa                  # the frameworks capped to each ISA level of ISA_LEVELS (crosscheck run --isa)
 """
 
 from __future__ import annotations
@@ -89,6 +90,22 @@ def _framework_session(framework: str) -> None:
 
 for _fw in FRAMEWORKS:
     _framework_session(_fw)
+
+
+# ISA levels CI checks besides each runner's native one (a cap only lowers: GitHub's x86-64 runners have AVX-512).
+ISA_LEVELS = ["avx2", "avx512"]
+ISA_BACKENDS = "torch,tensorflow,jax,numpy,onnx.reference"  # the backends with an ISA switch
+
+
+@nox.session(python=["3.11"], tags=["isa"])
+@nox.parametrize("level", ISA_LEVELS)
+def isa(session: nox.Session, level: str) -> None:
+    """Every framework with an ISA switch, capped to one level (crosscheck run --isa): the kernels of older CPUs."""
+    _install_torch(session)
+    _install(session, "all")
+    profile = os.environ.get("CROSSCHECK_PROFILE") or "ci"
+    out = f"reports/shards/isa-{level}"
+    session.run("crosscheck", "run", "--isa", level, "--backends", ISA_BACKENDS, "--profile", profile, "--out", out)
 
 
 @nox.session(python="3.11", tags=["report"])

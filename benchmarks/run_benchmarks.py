@@ -250,6 +250,25 @@ def default_run_and_import(out: Path) -> dict[str, Any]:
     }
 
 
+def isa_sweep(out: Path, quick: bool) -> dict[str, Any]:
+    """What `crosscheck run --isa all` costs: the wall time of each level (the same options, one level each) and of
+    the whole sweep in one command."""
+    from crosscheck.hardware import machine_levels
+
+    print("\n5. ISA sweep (crosscheck run --isa; dev profile, no pairwise)")
+    base = ["--profile", "dev", "--no-pairwise"] + (["--max-examples", "10"] if quick else [])
+    store = {"CROSSCHECK_JAX_CACHE": str(out / "jax-store")}  # JAX starts cold at every level, as on a fresh machine
+    per_level: dict[str, float] = {}
+    for level in machine_levels():
+        wall, record = crosscheck_run([*base, "--isa", level], out / level, ci=False, env_extra=store)
+        ran = sorted({r["backend"] for r in record["results"]})
+        per_level[level] = wall
+        print(f"   {level:<12} {wall:6.1f} s  ({len(ran)} backends: {', '.join(ran)})")
+    wall, record = crosscheck_run([*base, "--isa", "all"], out / "all", ci=False, env_extra=store)
+    print(f"   --isa all    {wall:6.1f} s  ({len(machine_levels())} levels: {', '.join(machine_levels())})")
+    return {"levels": per_level, "all_s": wall, "summary": record["summary"]}
+
+
 def machine() -> dict[str, Any]:
     import platform
 
@@ -276,13 +295,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer repeats and 50 examples per property")
     parser.add_argument("--json", type=Path, help="also write every number to this file")
     parser.add_argument(
-        "--only", default="reference,examples,wall", help="comma-separated sections: reference, examples, wall"
+        "--only",
+        default="reference,examples,wall,isa",
+        help="comma-separated sections: reference, examples, wall, isa",
     )
     args = parser.parse_args(argv)
     sections = set(args.only.split(","))
-    unknown = sections - {"reference", "examples", "wall"}
+    unknown = sections - {"reference", "examples", "wall", "isa"}
     if unknown:
-        parser.error(f"--only: unknown section {', '.join(sorted(unknown))}; expected reference, examples, wall")
+        parser.error(f"--only: unknown section {', '.join(sorted(unknown))}; expected reference, examples, wall, isa")
     info = machine()
     print(f"crosscheck benchmarks on {info['cpu']}, {info['cpus']} CPUs, Python {info['python']}")
     results: dict[str, Any] = {"machine": info}
@@ -297,6 +318,8 @@ def main(argv: list[str] | None = None) -> int:
             results["examples"] = examples_per_second(args.quick, tmp)
         if "wall" in sections:
             results["wall"] = default_run_and_import(tmp / "default")
+        if "isa" in sections:
+            results["isa"] = isa_sweep(tmp / "isa", args.quick)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if args.json:

@@ -103,6 +103,8 @@ def test_the_matrix_names_only_sessions_nox_lists_and_every_framework_session(
         f"only in nox {sorted(frameworks - named['frameworks'])}"
     )
     assert named["report"] == {"report"}
+    isa = {s["session"] for s in nox_sessions if "isa" in s["tags"]}
+    assert isa and named["isa"] == isa, (sorted(named["isa"]), sorted(isa))
 
 
 def test_the_matrix_is_framework_by_python_and_shares_its_results() -> None:
@@ -138,7 +140,7 @@ def test_the_matrix_is_framework_by_python_and_shares_its_results() -> None:
     # upload-artifact leaves hidden files out unless told: without this the database artifact is empty.
     assert any(s["with"].get("include-hidden-files") is True for s in uploads)
     report = data["jobs"]["report"]
-    assert report["needs"] == "frameworks" and report["if"] == "always()"
+    assert set(report["needs"]) == {"frameworks", "isa"} and report["if"] == "always()"
     assert "download.pytorch.org/whl/cpu" in data["env"]["CROSSCHECK_TORCH_INDEX"]
 
 
@@ -192,6 +194,6 @@ def test_actionlint_catches_a_wrong_matrix_key_and_a_missing_job() -> None:
     text = text.replace(
         '${{ matrix.framework }}-${{ matrix.python }}"', '${{ matrix.frameworks }}-${{ matrix.python }}"'
     )
-    text = text.replace("needs: frameworks", "needs: framework")
+    text = text.replace("needs: [frameworks, isa]", "needs: [framework, isa]")
     messages = " ".join(e["message"] for e in _actionlint(text))
     assert "frameworks" in messages and 'needs job "framework"' in messages
