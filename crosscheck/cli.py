@@ -276,14 +276,17 @@ def findings_summary(record: dict[str, Any]) -> str:
     if len(levels) > 1:
         ids = sorted({fid for fid, _ in best})
         width = max(len(i) for i in ids)
+        native = record.get("environment", {}).get("cpu_isa_class")
+        heads = [f"native={native}" if lvl == "native" and native else lvl for lvl in levels]
+        cols = [max(len(h), 7) for h in heads]
         lines = [
             "\nknown findings per ISA level (R reproduced, · not reproduced here, n/a cannot run there, "
             "test pinned by a test, - no example; STALE, BEYOND, DIFFERS fail the run):",
-            "  " + " " * width + "  " + "  ".join(f"{lvl:<11}" for lvl in levels),
+            "  " + " " * width + "  " + "  ".join(f"{h:<{c}}" for h, c in zip(heads, cols)),
         ]
         for fid in ids:
             marks = [_OUTCOME_MARK.get(best[(fid, lvl)][1], "?") if (fid, lvl) in best else "" for lvl in levels]
-            lines.append(f"  {fid:<{width}}  " + "  ".join(f"{m:<11}" for m in marks))
+            lines.append(f"  {fid:<{width}}  " + "  ".join(f"{m:<{c}}" for m, c in zip(marks, cols)).rstrip())
         failing = [(k, v) for k, v in sorted(best.items()) if v[1] in _OUTCOME_ORDER[:3]]
         lines += [f"  {fid} @ {lvl}: {outcome.upper()}{note}" for (fid, lvl), (_, outcome, note) in failing]
         return "\n".join(lines)

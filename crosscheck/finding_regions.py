@@ -100,6 +100,16 @@ def _bfloat16(spec: ConvSpec) -> bool:
     return spec.dtype == "bfloat16"
 
 
+def _unclamped_same_pad_negative(spec: ConvSpec) -> bool:
+    # ONNX's SAME formula before any clamping: (ceil(n/s) - 1)·s + dilated kernel - n, per dimension.
+    if spec.padding not in ("SAME", "SAME_LOWER"):
+        return False
+    for n, k, s, d in zip(spec.in_size, spec.kernel, spec.stride, spec.dilation):
+        if (-(-n // s) - 1) * s + (k - 1) * d + 1 - n < 0:
+            return True
+    return False
+
+
 def _onnx_reference_grouped_transpose(spec: ConvSpec) -> bool:
     return spec.groups > 1 and not spec.in_channels == spec.out_channels == spec.groups
 
@@ -135,6 +145,9 @@ REGIONS: dict[str, tuple[Region, ...]] = {
         Region(TORCH, frozenset({"precision_modes"}), _torch_float32_strided_or_depth_padded, min_isa_class="amx"),
     ),
     "onnx-reference-float16-conv-transpose-sums-in-float16": (Region(ONNX_REF, TRANSPOSED, _float16),),
+    "onnxruntime-same-padding-negative-pad-shifts-the-window": (
+        Region("onnxruntime", FORWARD, _unclamped_same_pad_negative),
+    ),
     "onnx-reference-grouped-conv-transpose-slices-the-weight-wrongly": (
         Region(ONNX_REF, TRANSPOSED, _onnx_reference_grouped_transpose),
     ),

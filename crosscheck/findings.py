@@ -105,8 +105,10 @@ class Known:
         return str(self.finding.get("kind", "wrong"))
 
 
-def regions_holding(backend: Backend, prop: str, spec: ConvSpec) -> list[Known]:
-    """The findings of `backend` whose region holds `spec` for property `prop` on this backend's ISA class."""
+def regions_holding(backend: Backend, prop: str, spec: ConvSpec | list[ConvSpec]) -> list[Known]:
+    """The findings of `backend` whose region holds `spec` (or any of a list: the geometries one check runs, see
+    Property.specs) for property `prop` on this backend's ISA class."""
+    specs = spec if isinstance(spec, list) else [spec]
     out = []
     for f in known_findings():
         for region in REGIONS.get(str(f["id"]), ()):
@@ -114,7 +116,7 @@ def regions_holding(backend: Backend, prop: str, spec: ConvSpec) -> list[Known]:
                 continue
             if region.min_isa_class and isa_rank(isa_class_of(backend)) < isa_rank(region.min_isa_class):
                 continue
-            if region.contains(spec):
+            if any(region.contains(s) for s in specs):
                 out.append(Known(f, region))
                 break
     # Where regions overlap, a finding recorded reproducing here explains first, and a garbage finding before

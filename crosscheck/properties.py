@@ -132,6 +132,11 @@ class Property:
     def check(self, backend: Backend, problem: ConvProblem) -> Observation:
         raise NotImplementedError
 
+    def specs(self, spec: ConvSpec) -> list[ConvSpec]:
+        """Every geometry the check runs the backend on for a problem of `spec` (a metamorphic property's second
+        problem too): a known finding's region holds the example when it holds any of them."""
+        return [spec]
+
     def _compare(
         self, backend: Backend, problem: ConvProblem, y: np.ndarray, ref: ReferenceResult | None = None
     ) -> Verdict:

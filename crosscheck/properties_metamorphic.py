@@ -60,6 +60,13 @@ class MetamorphicProperty(Property):
     def fix(self, spec: ConvSpec) -> ConvSpec:
         return spec
 
+    def derived(self, spec: ConvSpec) -> list[ConvSpec]:
+        """The geometries of the second side of the identity, where they differ from `spec`'s."""
+        return []
+
+    def specs(self, spec: ConvSpec) -> list[ConvSpec]:
+        return [spec, *self.derived(spec)]
+
     def strategy(self, backend: Backend) -> st.SearchStrategy[ConvProblem]:
         caps = backend.capabilities()
         return problems_where(caps, lambda s: self.keep(caps, s), self.fix)
@@ -206,6 +213,9 @@ class GroupConcatenation(MetamorphicProperty):
     def keep(self, caps: Capabilities, spec: ConvSpec) -> bool:
         return spec.groups > 1 and caps.refuses(_one_group(spec)) is None
 
+    def derived(self, spec: ConvSpec) -> list[ConvSpec]:
+        return [_one_group(spec)]
+
     def check(self, backend: Backend, problem: ConvProblem) -> Observation:
         spec = problem.spec
         whole = self._run(backend, problem, problem)
@@ -253,6 +263,9 @@ class DilationAsZeroInsertion(MetamorphicProperty):
         if max(spec.dilation) == 1 or math.prod(_dilated_kernel(spec)) > _MAX_DILATED_TAPS:
             return False
         return caps.refuses(_undilated(spec)) is None
+
+    def derived(self, spec: ConvSpec) -> list[ConvSpec]:
+        return [_undilated(spec)]
 
     def check(self, backend: Backend, problem: ConvProblem) -> Observation:
         spec = problem.spec
@@ -303,6 +316,9 @@ class StrideAsSubsampling(MetamorphicProperty):
             return False
         one = _unstrided(spec)
         return one.macs <= _MAX_UNSTRIDED_MACS and caps.refuses(one) is None
+
+    def derived(self, spec: ConvSpec) -> list[ConvSpec]:
+        return [_unstrided(spec)]
 
     def check(self, backend: Backend, problem: ConvProblem) -> Observation:
         spec = problem.spec

@@ -142,7 +142,7 @@ def run_property(
 
     def example(problem: Any) -> None:
         nonlocal failing, first_death
-        known = regions_holding(backend, prop.name, problem.spec)
+        known = regions_holding(backend, prop.name, prop.specs(problem.spec))
         try:
             try:
                 obs = prop.check(backend, problem)

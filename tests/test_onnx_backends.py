@@ -283,3 +283,31 @@ def test_float16_conv_transpose_sums_in_float32_in_onnxruntime_but_not_in_onnx_r
     assert ref_caps is not None and "float16" in ref_caps.dtypes
     (known,) = regions_holding(ref, "transposed_matches_reference", ConvSpec(1, 2, 2, (5,), (2,), dtype="float16"))
     assert known.id == "onnx-reference-float16-conv-transpose-sums-in-float16" and known.kind == "weaker-contract"
+
+
+def test_finding_same_padding_with_a_negative_pad_shifts_every_window() -> None:
+    """Finding onnxruntime-same-padding-negative-pad-shifts-the-window, as a standalone onnxruntime model:
+    length 8, one tap, stride 4: the unclamped SAME pad is (2 - 1)·4 + 1 - 8 = -3 and every window moves by one."""
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("Conv", ["X", "W"], ["Y"], auto_pad="SAME_UPPER", strides=[4])
+    graph = helper.make_graph(
+        [node],
+        "same",
+        [
+            helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 1, 8]),
+            helper.make_tensor_value_info("W", TensorProto.FLOAT, [1, 1, 1]),
+        ],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 22)], ir_version=10)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    x = np.arange(8, dtype=np.float32).reshape(1, 1, 8)
+    (y,) = session.run(None, {"X": x, "W": np.ones((1, 1, 1), np.float32)})
+    assert y.ravel().tolist() == [1.0, 5.0]  # x[1], x[5]: TensorFlow, JAX and onnx.reference give x[0], x[4]
+    explicit = helper.make_node("Conv", ["X", "W"], ["Y"], pads=[0, 0], strides=[4])
+    graph.node[0].CopyFrom(explicit)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 22)], ir_version=10)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    (y,) = session.run(None, {"X": x, "W": np.ones((1, 1, 1), np.float32)})
+    assert y.ravel().tolist() == [0.0, 4.0]
