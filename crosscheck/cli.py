@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from crosscheck.errors import CrosscheckError
+from crosscheck.record import FINDING_OUTCOMES
 
 if TYPE_CHECKING:
     from crosscheck.backends.base import Backend
@@ -221,16 +222,8 @@ def summary_table(record: dict[str, Any], colour: bool = False) -> str:
     return "\n".join(lines)
 
 
-_OUTCOME_ORDER = (
-    "stale",
-    "beyond its contract",
-    "fails differently",
-    "reproduced",
-    "not reproduced here",
-    "not applicable",
-    "pinned by a test",
-    "no example",
-)
+# Gravest first: the three that fail a run, then what a finding did here (crosscheck.record.FINDING_OUTCOMES).
+_OUTCOME_ORDER = FINDING_OUTCOMES
 
 
 _OUTCOME_MARK = {
