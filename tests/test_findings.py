@@ -278,3 +278,33 @@ def test_spec_fields_used_by_regions_exist() -> None:
         for region in regions:
             for s in specs:
                 assert region.contains(s) in (True, False)
+
+
+def test_the_record_the_report_and_the_terminal_say_what_each_finding_did_here(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from crosscheck.cli import findings_summary, summary_table
+    from crosscheck.record import validate
+    from crosscheck.report.render import render_html
+    from crosscheck.session import RunOptions, run
+
+    numpy = get_backend("numpy")
+    here = findings.isa_class_of(numpy)
+    other = next(c for c in ISA_CLASSES if c != here)
+    stale = _finding(numpy, environments=[_env(numpy, here)])
+    elsewhere = _finding(numpy, id="elsewhere-bug", environments=[_env(numpy, other)])
+    _only(monkeypatch, stale, elsewhere)
+    options = RunOptions(backends=["numpy"], properties=["matches_reference"], max_examples=5, isolation=False)
+    record = run(options)
+    validate(record)
+    assert record["summary"]["failed"] == 1
+    (failure,) = record["results"][0]["failures"]
+    assert failure["triage"] == "stale finding" and failure["finding"] == "imaginary-bug"
+    assert record["environment"]["dispatch"]["numpy"]["isa_class"] == here
+    text = findings_summary(record)
+    assert "STALE (1):\n    imaginary-bug" in text and "not reproduced here (1):\n    elsewhere-bug" in text
+    assert f"{here}: numpy" in text
+    assert "numpy" in summary_table(record)
+    html = render_html(record)
+    assert "stale finding" in html and "not reproduced here" in html and "kernels dispatch to" in html
+    assert f"reproduced on {other}" in html
