@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -183,34 +184,89 @@ def _version() -> str:
     return f"crosscheck {__version__}"
 
 
-def summary_table(record: dict[str, Any], colour: bool = False) -> str:
-    from crosscheck.progress import paint
+# Short dtype names for the terminal table, so that a row fits 100 columns.
+_DTYPE_ABBREV = {
+    "float64": "f64",
+    "float32": "f32",
+    "float16": "f16",
+    "bfloat16": "bf16",
+    "int32": "i32",
+    "int64": "i64",
+    "complex64": "c64",
+    "complex128": "c128",
+}
+_STYLES = {"passed": "green", "failed": "bold red", "error": "yellow", "interrupted": "yellow", "unsupported": "dim"}
+TABLE_WIDTH = 100
 
-    rows = [("backend", "property", "status", "examples", "ex/s", "max err/bound by dtype")]
+
+def summary_table(record: dict[str, Any], colour: bool = False) -> str:
+    """The run's verdicts in at most TABLE_WIDTH columns: each backend a heading row over its properties, a reason
+    as a numbered footnote below the table (one per distinct reason), the worst error ÷ bound with its dtype. Colour
+    only when `colour` (a terminal that shows it)."""
+    import io
+
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold" if colour else "")
+    table.add_column("backend / property", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("examples", justify="right", no_wrap=True)
+    table.add_column("ex/s", justify="right", no_wrap=True)
+    table.add_column("worst err/bound", no_wrap=True)
+    notes: dict[str, int] = {}
+
+    def status_cell(status: str, reason: str | None) -> str:
+        if not reason or status == "interrupted":
+            return status
+        return f"{status} [{notes.setdefault(reason, len(notes) + 1)}]"
+
+    def row(*cells: str, style: str = "") -> None:
+        # Text, not markup: a backend's name or a reason may hold square brackets.
+        table.add_row(*(Text(c) for c in cells), style=style if colour else "")
+
+    previous = None
     for r in record["results"]:
-        ratios = ", ".join(f"{d} {s['max_ratio']:.3g}" for d, s in r["by_dtype"].items() if s["examples"])
-        status = (
-            r["status"] if r["status"] == "interrupted" or not r.get("reason") else f"{r['status']} ({r['reason']})"
-        )
+        if r["backend"] != previous:
+            row(r["backend"], "", "", "", "", style="bold")
+            previous = r["backend"]
+        by_dtype = r["by_dtype"].items()
+        stats = [(d, st["max_ratio"]) for d, st in by_dtype if st["examples"] and st["max_ratio"] is not None]
+        d, worst = max(stats, key=lambda t: t[1]) if stats else ("", None)
         eps = r.get("examples_per_second")
-        rows.append((r["backend"], r["property"], status, str(r["examples"]), f"{eps:.0f}" if eps else "-", ratios))
+        row(
+            f"  {r['property']}",
+            status_cell(r["status"], r.get("reason")),
+            str(r["examples"]),
+            f"{eps:.0f}" if eps else "-",
+            f"{worst:.3g} ({_DTYPE_ABBREV.get(d, d)})" if worst is not None else "",
+            style=_STYLES.get(r["status"], ""),
+        )
     for b in record["backends"]:
         if not b["available"]:
             native_only = b.get("isa") not in (None, "native")  # a capped level, and no switch to cap it with
-            rows.append((b["name"], "-", "native level only" if native_only else "not installed", "0", "-", ""))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    lines = []
-    for i, row in enumerate(rows):
-        cells = [c.ljust(w) for c, w in zip(row[:-1], widths)]
-        if i:  # colour after padding, so escape codes do not upset the column widths
-            cells[2] = paint(cells[2], row[2].split(" ")[0], colour)
-        lines.append("  ".join(cells) + "  " + row[-1])
+            row(b["name"], status_cell("native level only" if native_only else "not installed", b.get("reason")))
+    out = io.StringIO()
+    console = Console(
+        file=out,
+        width=TABLE_WIDTH,
+        force_terminal=colour,
+        no_color=not colour,
+        color_system="standard" if colour else None,
+        highlight=False,
+        soft_wrap=False,
+    )
+    console.print(table, crop=True)
+    for reason, mark in notes.items():
+        console.print(Text(textwrap.fill(reason, TABLE_WIDTH, initial_indent=f"[{mark}] ", subsequent_indent="    ")))
+    lines = ["\n".join(line.rstrip() for line in out.getvalue().rstrip("\n").splitlines())]
     pw = record.get("pairwise")
     if pw:
-        worst = max((m["max_ratio"] for m in pw["matrix"]), default=0.0)
+        worst_pair = max((m["max_ratio"] for m in pw["matrix"]), default=0.0)
         lines.append(
             f"\npairwise agreement: {pw['status']}, {pw['examples']} examples, {len(pw['matrix'])} pairs, "
-            f"largest |a - b| / (bound_a + bound_b) {worst:.3g}"
+            f"largest |a - b| / (bound_a + bound_b) {worst_pair:.3g}"
         )
         for f in pw["failures"]:
             lines.append(f"  {f['message']}")
