@@ -704,3 +704,18 @@ def test_vjp_through_the_forward_call_is_exact_on_exact_values(backend: Tensorfl
     gx, gw = backend.vjp(problem, g)
     np.testing.assert_array_equal(gx, input_gradient(problem, g).value)
     np.testing.assert_array_equal(gw, weight_gradient(problem, g).value)
+
+
+def test_loading_tensorflow_prints_no_banner() -> None:
+    """TensorFlow's C++ libraries log a start-up banner (twice) before TF_CPP_MIN_LOG_LEVEL applies, and oneDNN an
+    E-level note on the first float16 convolution; the adapter drops those, and passes on what else is written."""
+    code = (
+        "import sys\n"
+        "from crosscheck.backends.tensorflow_backend import _tensorflow\n"
+        "tf = _tensorflow()\n"
+        "tf.nn.conv2d(tf.ones((1, 3, 3, 2), tf.float16), tf.ones((2, 2, 2, 2), tf.float16), 1, 'VALID')\n"
+        "print('kept', file=sys.stderr)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert proc.stderr == "kept\n", proc.stderr

@@ -23,10 +23,13 @@ The backward pass (gradients through the same calls, conv*_transpose) is `tensor
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
-from collections.abc import Callable
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -219,11 +222,37 @@ def is_depthwise(spec: ConvSpec) -> bool:
 
 @functools.cache
 def _tensorflow() -> Any:
-    # Must be set before the import; a user's own setting wins.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
+    # Must be set before the import; a user's own setting wins. 3 also drops oneDNN's "supports DT_HALF only on
+    # platforms with AVX-512" line (an E-level log, not an error: the op falls back to Eigen and works).
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with _without_banner():
+        import tensorflow as tf
 
     return tf
+
+
+# Lines TensorFlow's C++ libraries write to stderr while they load, before TF_CPP_MIN_LOG_LEVEL applies (absl logs
+# ahead of its InitializeLog), once per library: noise in the middle of crosscheck's own output.
+_BANNER = ("All log messages before absl::InitializeLog() is called", "oneDNN custom operations are on")
+
+
+@contextlib.contextmanager
+def _without_banner() -> Iterator[None]:
+    """Hold back what is written to file descriptor 2 inside, and pass it on without the banner lines."""
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as held:
+        saved = os.dup(2)
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            lines = held.read().decode("utf-8", "replace").splitlines(keepends=True)
+            sys.stderr.write("".join(line for line in lines if not any(b in line for b in _BANNER)))
+            sys.stderr.flush()
 
 
 def installed_distribution() -> str:
