@@ -198,7 +198,7 @@ def replay(backend: Backend, prop: Property) -> list[dict[str, Any]]:
     mine = [f for f in known_findings() if f["backend"] == backend.name and f["property"] == prop.name]
     version, isa_class = (backend.version(), isa_class_of(backend)) if mine else ("", "")
     for f in mine:
-        entry: dict[str, Any] = {k: f[k] for k in ("id", "explanation", "observed", "kind") if k in f}
+        entry: dict[str, Any] = {k: f[k] for k in ("id", "explanation", "observed", "kind", "upstream") if k in f}
         entry["environments"] = list(f.get("environments", ()))
         entry["where"] = environments_text(f)
         entry["version_matches"] = any(_version_matches(version, v) for v in f["versions"])

@@ -300,6 +300,7 @@ def _region_entry(finding_id: str, backend: Backend) -> dict[str, Any]:
         "explanation": f["explanation"],
         "observed": f.get("observed", ""),
         "kind": f.get("kind", "wrong"),
+        **({"upstream": f["upstream"]} if "upstream" in f else {}),
         "where": environments_text(f),
         "here": {"version": backend.version(), "isa_class": isa_class_of(backend)},
         "reproduced": False,

@@ -6,6 +6,7 @@ is set (CI installs both): there a missing browser fails instead of hiding the t
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 from collections.abc import Iterator
@@ -104,7 +105,7 @@ def test_report_with_failures_renders_offline_and_escapes_error_text(
     assert "<script>window.__xss = 1" in seen["text"]  # shown as text instead
     for b in failing["backends"]:
         assert b["name"] in seen["text"]
-    assert "checks failed" in seen["text"] and "Minimal example" in seen["text"]
+    assert "checks failed" in seen["text"] and "Message, minimal example and how to reproduce" in seen["text"]
     assert seen["charts"] >= 1
     assert (SCREENSHOTS / "report-failures.png").stat().st_size > 10_000
 
@@ -119,3 +120,82 @@ def test_passing_numpy_scipy_report_shows_each_backend(browser: Any, tmp_path: P
     for name in ("numpy", "scipy.correlate", "scipy.convolve", "scipy.ndimage", "scipy.fft"):
         assert name in seen["text"]
     assert "Every check holds" in seen["text"] and "Pairwise agreement" in seen["text"]
+
+
+def _triage_record(failing: Record) -> Record:
+    """Issue 16's first-screen case: 2 new discrepancies, 1 stale finding, 1 crash and 10 known findings."""
+    from crosscheck.findings import known_findings
+    from crosscheck.record import summarize
+
+    record = copy.deepcopy(failing)
+    new = [r for r in record["results"] if r["failures"]]
+    for r in new[2:]:  # keep two new discrepancies
+        r["status"], r["failures"] = "passed", []
+    numpy = [r for r in record["results"] if r["backend"] == "numpy"]
+    stale, crash = numpy[0], numpy[1]
+    stale["status"] = crash["status"] = "failed"
+    stale["failures"] = [
+        {
+            "message": "known finding numpy-imaginary-bug no longer reproduces on numpy 2.4.6 with avx512 kernels",
+            "problem": {},
+            "reproducer": "# known finding numpy-imaginary-bug\nfrom crosscheck import ConvSpec",
+            "kind": "stale",
+            "triage": "stale finding",
+        }
+    ]
+    crash["failures"] = [
+        {
+            "message": "numpy crashed: its worker process was killed by SIGSEGV while running the problem",
+            "problem": {},
+            "reproducer": "from crosscheck import ConvSpec",
+            "kind": "crash",
+            "triage": "crash",
+        }
+    ]
+    numpy[2]["known_findings"] = [
+        {"id": f["id"], "explanation": f["explanation"], "reproduced": True, "outcome": "reproduced"}
+        for f in known_findings()[:10]
+    ]
+    if record.get("pairwise"):  # the broken backend's disagreements would be a fifth card
+        record["pairwise"]["failures"], record["pairwise"]["status"] = [], "passed"
+    record["summary"] = summarize(record["results"], record.get("pairwise"))
+    return record
+
+
+def test_the_first_screen_is_the_verdict_and_what_to_look_at(browser: Any, failing: Record, tmp_path: Path) -> None:
+    html = tmp_path / "crosscheck.html"
+    write_report(_triage_record(failing), html)
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    errors: list[str] = []
+    requests: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(html.as_uri(), wait_until="load")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    partial = SCREENSHOTS / f".report-first-screen.{os.getpid()}.partial.png"
+    page.screenshot(path=str(partial))  # the first screen only, as a person sees it
+    partial.replace(SCREENSHOTS / "report-first-screen.png")
+
+    def bottom(selector: str) -> float:
+        box = page.locator(selector).bounding_box()
+        assert box is not None, selector
+        return float(box["y"] + box["height"])
+
+    assert bottom("#verdict") < 900
+    cards = page.locator("section.failure")
+    assert cards.count() == 4
+    for i in range(4):
+        card = cards.nth(i)
+        for part in ("h3", ".what"):
+            box = card.locator(part).bounding_box()
+            assert box is not None and box["y"] + box["height"] < 900, (i, part, box)
+    triages = page.locator("section.failure h3").all_inner_texts()
+    assert sum("new discrepancy" in t for t in triages) == 2
+    assert any("stale finding" in t for t in triages) and any("crashed" in t for t in triages)
+    # One count everywhere: the banner, the navigation and the cards.
+    body = page.inner_text("body")
+    assert "4 failures below" in body and "Failures (4)" in body
+    assert "Known findings (10)" in body
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1400  # no horizontal overflow
+    assert errors == [] and [u for u in requests if u != html.as_uri()] == []
+    page.close()

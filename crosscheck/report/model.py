@@ -6,6 +6,7 @@ Nothing here runs a backend or the reference: every number comes from the record
 from __future__ import annotations
 
 import math
+import re
 import statistics
 from dataclasses import dataclass, field
 from typing import Any
@@ -91,6 +92,17 @@ class FailureView:
     anchor: str
     kind: str = "mismatch"  # mismatch | exception | crash | hang | stale | flaky (records before isolation: mismatch)
     triage: str = "new discrepancy"  # new discrepancy | stale finding | crash | hang (crosscheck.runner.triage)
+
+    @property
+    def headline(self) -> str:
+        """What failed, in one line: the message's first."""
+        return self.message.splitlines()[0] if self.message else ""
+
+    @property
+    def ratio(self) -> str:
+        """The worst error ÷ bound (or ÷ allowed) the message reports, if it reports one."""
+        found = re.search(r"(?:error-to-bound|error-to-allowed) ratio:? ([0-9.e+-]+|inf)", self.message)
+        return found.group(1) if found else ""
 
 
 def _backend_index(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -278,7 +290,11 @@ def failures(record: dict[str, Any]) -> list[FailureView]:
                 f"failure-{len(out) + 1}",
             )
         )
-    return out
+    # Triage order: possible framework bugs first, then findings the data file no longer describes, then deaths.
+    return sorted(out, key=lambda f: _TRIAGE_ORDER.get(f.triage, 0))
+
+
+_TRIAGE_ORDER = {"new discrepancy": 0, "stale finding": 1, "crash": 2, "hang": 2}
 
 
 @dataclass
@@ -298,6 +314,7 @@ class KnownFinding:
     where: str = ""  # the environments where it was recorded reproducing and not
     here: str = ""  # this run's framework version and ISA class
     region: dict[str, int] | None = None  # random examples in its region: failed (explained) / passed
+    upstream: str = ""  # the framework's own issue about it, where one exists
 
 
 def known_findings(record: dict[str, Any]) -> list[KnownFinding]:
@@ -331,6 +348,7 @@ def known_findings(record: dict[str, Any]) -> list[KnownFinding]:
                     str(f.get("where") or ""),
                     f"{here.get('version', '')} on {here.get('isa_class', '')}" if here else "",
                     f.get("region_examples"),
+                    str(f.get("upstream") or ""),
                 )
             )
     return out
