@@ -83,6 +83,8 @@ def _open(browser: Any, html: Path, screenshot: Path) -> dict[str, Any]:
         "requests": [u for u in requests if u != html.as_uri()],
         "xss": page.evaluate("window.__xss === undefined ? null : window.__xss"),
         "charts": page.locator("figure svg").count(),
+        # Wide tables scroll inside their own box: the page itself never scrolls sideways.
+        "overflow": page.evaluate("document.documentElement.scrollWidth - window.innerWidth"),
     }
     page.close()
     return seen
@@ -107,6 +109,7 @@ def test_report_with_failures_renders_offline_and_escapes_error_text(
         assert b["name"] in seen["text"]
     assert "checks failed" in seen["text"] and "Message, minimal example and how to reproduce" in seen["text"]
     assert seen["charts"] >= 1
+    assert seen["overflow"] <= 0
     assert (SCREENSHOTS / "report-failures.png").stat().st_size > 10_000
 
 
@@ -120,6 +123,7 @@ def test_passing_numpy_scipy_report_shows_each_backend(browser: Any, tmp_path: P
     for name in ("numpy", "scipy.correlate", "scipy.convolve", "scipy.ndimage", "scipy.fft"):
         assert name in seen["text"]
     assert "Every check holds" in seen["text"] and "Pairwise agreement" in seen["text"]
+    assert seen["overflow"] <= 0
 
 
 def _triage_record(failing: Record) -> Record:
