@@ -38,12 +38,27 @@ class LiveProgress:
         self.current: tuple[str, str] | None = None
         self.examples = 0
         self.done = 0
+        self.total = 0  # units planned so far (`expect`): 0 while unknown
         self.failures = 0
         self._drawn = 0.0
         self._tick = 0
         self._started = self.start
         if self.interactive:
             self._write("checking backends against the reference (Ctrl-C stops and keeps what finished)\n")
+
+    def expect(self, units: int) -> None:
+        """`units` more (backend, property) pairs are planned (a run of several ISA levels plans each level's)."""
+        self.total += units
+
+    def _count(self) -> str:
+        """'12/150 done, about 2 min left' (the left part once a unit has finished), or '12 done' with no plan."""
+        if not self.total:
+            return f"{self.done} done"
+        text = f"{self.done}/{self.total} done"
+        if self.done:
+            left = (time.perf_counter() - self.start) / self.done * max(self.total - self.done, 0)
+            text += f", about {left:.0f} s left" if left < 90 else f", about {left / 60:.0f} min left"
+        return text
 
     def __call__(self, backend: str, prop: str, examples: int, failures: int) -> None:
         if (backend, prop) != self.current:
@@ -70,7 +85,7 @@ class LiveProgress:
         spin = _SPINNER[self._tick % len(_SPINNER)]
         failed = paint(f"{self.failures} failed", "failed" if self.failures else "passed", self.colour)
         text = (
-            f"{spin} {backend} › {prop}  {examples} examples │ {self.done} done │ {failed} │ "
+            f"{spin} {backend} › {prop}  {examples} examples │ {self._count()} │ {failed} │ "
             f"{time.perf_counter() - self.start:.1f} s"
         )
         width = shutil.get_terminal_size((100, 20)).columns
@@ -84,7 +99,8 @@ class LiveProgress:
         if not self.interactive:
             backend, prop = self.current
             took = time.perf_counter() - self._started
-            self._write(f"  {backend} / {prop}: {self.examples} examples in {took:.1f} s\n")
+            plan = f" [{self.done}/{self.total}]" if self.total else ""
+            self._write(f"  {backend} / {prop}: {self.examples} examples in {took:.1f} s{plan}\n")
         self.current = None
 
     def note(self, text: object) -> None:
