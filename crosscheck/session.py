@@ -241,8 +241,9 @@ def run_backends(
     expect = getattr(progress, "expect", None)  # a display that shows done/total and an ETA (LiveProgress)
     if callable(expect):
         # The units that will run examples (and so report progress): an unsupported property ends at once.
-        mine = [(b, p) for b in backends for p in props if units is None or (b.name, p) in units]
-        planned = sum(PROPERTIES[p].applies(b) is None for b, p in mine)
+        planned = sum(
+            PROPERTIES[p].applies(b) is None for b in backends for p in props if units is None or (b.name, p) in units
+        )
         expect(planned + int(options.pairwise and (units is None or PAIRWISE in units) and len(backends) >= 2))
     try:
         for backend in backends:
