@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import re
+from typing import Any
 
 import pytest
 from report_support import EVIL, Record, failing_record, passing_record
@@ -152,3 +153,39 @@ def test_merge_refuses_shards_with_different_histogram_bins(passing: Record) -> 
 def test_shard_labels_come_from_the_nox_folder() -> None:
     assert shard_label("reports/shards/torch-3.11/crosscheck.json") == "torch-3.11"
     assert shard_label("ci/linux.json") == "linux"
+
+
+def _wrong_shape(x: Any, w: Any, **kw: Any) -> Any:
+    import numpy as np
+    import wrong_convolutions as wc
+
+    return np.concatenate([wc.correlate(x, w, **kw)] * 2, axis=-1)  # every output twice as long
+
+
+def _wrong_sign(x: Any, w: Any, **kw: Any) -> Any:
+    import wrong_convolutions as wc
+
+    return -wc.correlate(x, w, **kw)
+
+
+def test_one_root_cause_failing_many_properties_is_one_card() -> None:
+    from crosscheck.backends.function_backend import FunctionBackend
+    from crosscheck.report.model import failures
+    from crosscheck.session import RunOptions, run_backends
+
+    props = ["matches_reference", "is_cross_correlation", "batch_independence"]
+    backends: list[Any] = [
+        FunctionBackend(_wrong_shape, "doubled", dtypes=("float64",)),
+        FunctionBackend(_wrong_sign, "negated", dtypes=("float64",)),
+    ]
+    record = run_backends(backends, [], props, RunOptions(max_examples=10, pairwise=False))
+    # negation is linear, so it passes batch_independence: 3 + 2 failures
+    assert sum(len(r["failures"]) for r in record["results"]) == 5
+    cards = failures(record)
+    doubled = [c for c in cards if c.backend == "doubled"]
+    assert len(doubled) == 1 and doubled[0].diagnosis == "the output has the wrong shape"
+    assert sorted([doubled[0].prop, *doubled[0].also]) == sorted(props)
+    # Wrong values have no property-independent diagnosis: each property keeps its own card.
+    assert len([c for c in cards if c.backend == "negated"]) == 2
+    html = render_html(record)
+    assert "One root cause — the output has the wrong shape" in html and "also fails 2 more properties" in html

@@ -198,7 +198,7 @@ def test_the_first_screen_is_the_verdict_and_what_to_look_at(browser: Any, faili
     assert any("stale finding" in t for t in triages) and any("crashed" in t for t in triages)
     # One count everywhere: the banner, the navigation and the cards.
     body = page.inner_text("body")
-    assert "4 failures below" in body and "Failures (4)" in body
+    assert "4 root causes below" in body and "Failures (4)" in body
     assert "Known findings (10)" in body
     assert page.evaluate("document.documentElement.scrollWidth") <= 1400  # no horizontal overflow
     assert errors == [] and [u for u in requests if u != html.as_uri()] == []

@@ -93,6 +93,20 @@ class FailureView:
     kind: str = "mismatch"  # mismatch | exception | crash | hang | stale | flaky (records before isolation: mismatch)
     triage: str = "new discrepancy"  # new discrepancy | stale finding | crash | hang (crosscheck.runner.triage)
 
+    # Other properties whose failure has the same diagnosis on the same backend (`group_root_causes`).
+    also: list[str] = field(default_factory=list)
+
+    @property
+    def diagnosis(self) -> str | None:
+        """A root cause that explains this failure whatever the property, when the message names one."""
+        if self.kind in ("crash", "hang"):
+            return "crashed" if self.kind == "crash" else "hung"
+        for pattern, cause in _DIAGNOSES:
+            found = re.search(pattern, self.message)
+            if found:
+                return cause.format(*found.groups())
+        return None
+
     @property
     def headline(self) -> str:
         """What failed, in one line: the message's first."""
@@ -291,10 +305,36 @@ def failures(record: dict[str, Any]) -> list[FailureView]:
             )
         )
     # Triage order: possible framework bugs first, then findings the data file no longer describes, then deaths.
-    return sorted(out, key=lambda f: _TRIAGE_ORDER.get(f.triage, 0))
+    return group_root_causes(sorted(out, key=lambda f: _TRIAGE_ORDER.get(f.triage, 0)))
 
 
 _TRIAGE_ORDER = {"new discrepancy": 0, "stale finding": 1, "crash": 2, "hang": 2}
+
+# Messages that name a cause independent of the property that found it: (pattern, the cause in words).
+_DIAGNOSES = (
+    (r"Shape mismatch", "the output has the wrong shape"),
+    (r"Dtype mismatch: expected (\w+), got (\w+)", "the output is {1}, not {0}"),
+    (r"matches (SAME|SAME_LOWER|VALID)'s pads", "the padding follows {0}'s convention"),
+    (r"backend raised (\w+)", "the backend raises {0}"),
+    (r"inside the region of known finding ([\w.-]+)", "beyond known finding {0}'s contract"),
+)
+
+
+def group_root_causes(views: list[FailureView]) -> list[FailureView]:
+    """One card per (backend, diagnosis): a backend wrong in one way fails many properties, and each says the same;
+    the first failure stands for them, listing the others. Failures without a diagnosis stay one card each."""
+    out: list[FailureView] = []
+    first: dict[tuple[str, str], FailureView] = {}
+    for v in views:
+        cause = v.diagnosis
+        key = (v.backend, cause) if cause else None
+        if key is not None and key in first and v.triage == first[key].triage:
+            first[key].also.append(v.prop)
+            continue
+        if key is not None:
+            first[key] = v
+        out.append(v)
+    return out
 
 
 @dataclass
