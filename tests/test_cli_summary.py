@@ -28,3 +28,24 @@ def test_the_summary_fits_100_columns_with_reasons_as_footnotes() -> None:
     assert "  matches_reference" in text and "unsupported [1]" in text and "not installed [2]" in text
     assert "\n[1] no autograd" in text and "\n[2] a reason far longer" in text
     assert text.rstrip().endswith("1 passed, 0 failed, 1 unsupported, 0 errors")
+
+
+def test_a_small_problem_becomes_literal_arrays_that_need_only_numpy() -> None:
+    import numpy as np
+
+    from crosscheck import ConvSpec, make_problem
+    from crosscheck.reproducer import standalone_problem_code
+
+    for dtype in ("float64", "float32", "float16", "bfloat16", "int32", "complex64"):
+        problem = make_problem(ConvSpec(2, 3, 2, (5, 4), (2, 3), dtype=dtype), seed=3)
+        code = standalone_problem_code(problem)
+        assert "crosscheck" not in code
+        scope: dict[str, object] = {}
+        exec(code, scope)
+        rebuilt = scope["problem"]
+        for name in ("x", "w"):
+            got, want = getattr(rebuilt, name), getattr(problem, name)
+            assert got.dtype == want.dtype and got.shape == want.shape, (dtype, name)
+            assert np.array_equal(got.view(np.uint8), want.view(np.uint8)), (dtype, name)  # bit for bit
+    big = make_problem(ConvSpec(4, 8, 8, (30, 30), (3, 3)), seed=0)
+    assert "make_problem" in standalone_problem_code(big)  # too large to print: rebuilt from its seed

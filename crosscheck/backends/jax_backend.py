@@ -37,7 +37,7 @@ from crosscheck.dtypes import (
 from crosscheck.layouts import channels_last, from_channels_last
 from crosscheck.padding import Pads
 from crosscheck.problem import ConvProblem, ConvSpec
-from crosscheck.reproducer import problem_code
+from crosscheck.reproducer import standalone_problem_code
 
 _SPATIAL = {1: "W", 2: "HW", 3: "DHW"}
 _PLATFORMS = {"cpu": "cpu", "cuda": "gpu"}
@@ -480,7 +480,7 @@ class JaxBackend(Backend):
             return None
         last = spec.layout == "channels_last"
         lines = [
-            problem_code(problem),
+            standalone_problem_code(problem),
             "import jax",
             "import numpy as np",
             "from jax import lax",

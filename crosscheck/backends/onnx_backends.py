@@ -16,7 +16,7 @@ import numpy as np
 
 from crosscheck.backends.base import Backend, BackendUnavailable, Capabilities
 from crosscheck.problem import ConvProblem, ConvSpec
-from crosscheck.reproducer import problem_code
+from crosscheck.reproducer import standalone_problem_code
 
 if TYPE_CHECKING:
     import onnx
@@ -302,7 +302,7 @@ class OnnxRuntimeBackend(Backend):
         providers = json.dumps([p if isinstance(p, str) else p[0] for p in _ort_providers(self.device)])
         return "\n".join(
             [
-                problem_code(problem),
+                standalone_problem_code(problem),
                 *_model_snippet(problem.spec),
                 "import onnxruntime as ort",
                 f"session = ort.InferenceSession(model.SerializeToString(), providers={providers})",
@@ -358,7 +358,7 @@ class OnnxReferenceBackend(Backend):
     def native_snippet(self, problem: ConvProblem) -> str | None:
         return "\n".join(
             [
-                problem_code(problem),
+                standalone_problem_code(problem),
                 *_model_snippet(problem.spec),
                 "from onnx.reference import ReferenceEvaluator",
                 'y = ReferenceEvaluator(model).run(None, {"X": problem.x, "W": problem.w})[0]',

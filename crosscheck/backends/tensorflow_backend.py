@@ -40,7 +40,7 @@ from crosscheck.backends.base import Backend, BackendUnavailable, Capabilities, 
 from crosscheck.dtypes import BF16_UNIT_ROUNDOFF, TF32_UNIT_ROUNDOFF, dtype_info
 from crosscheck.layouts import channels_last, from_channels_last
 from crosscheck.problem import ConvProblem, ConvSpec
-from crosscheck.reproducer import problem_code
+from crosscheck.reproducer import standalone_problem_code
 
 DATA_FORMATS = {
     "channels_last": {1: "NWC", 2: "NHWC", 3: "NDHWC"},
@@ -544,7 +544,7 @@ class TensorflowBackend(Backend):
         spec = problem.spec
         call = self.plan(spec)
         lines = [
-            problem_code(problem),
+            standalone_problem_code(problem),
             "import numpy as np",
             "import tensorflow as tf",
             "tf.config.experimental.enable_tensor_float_32_execution(False)",

@@ -35,7 +35,7 @@ from crosscheck.dtypes import (
     dtype_info,
 )
 from crosscheck.problem import ConvProblem, ConvSpec
-from crosscheck.reproducer import problem_code
+from crosscheck.reproducer import standalone_problem_code
 
 if TYPE_CHECKING:
     import torch
@@ -453,7 +453,7 @@ class TorchBackend(Backend):
     def native_snippet(self, problem: ConvProblem) -> str | None:
         spec = problem.spec
         lines = [
-            problem_code(problem),
+            standalone_problem_code(problem),
             "import numpy as np",
             "import torch",
             "import torch.nn.functional as F",
