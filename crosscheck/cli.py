@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from crosscheck.errors import CrosscheckError
-from crosscheck.record import FINDING_OUTCOMES
+from crosscheck.record import FAILING_OUTCOMES, FINDING_OUTCOMES
 
 if TYPE_CHECKING:
     from crosscheck.backends.base import Backend
@@ -278,10 +278,6 @@ def summary_table(record: dict[str, Any], colour: bool = False) -> str:
     return "\n".join(lines)
 
 
-# Gravest first: the three that fail a run, then what a finding did here (crosscheck.record.FINDING_OUTCOMES).
-_OUTCOME_ORDER = FINDING_OUTCOMES
-
-
 _OUTCOME_MARK = {
     "stale": "STALE",
     "beyond its contract": "BEYOND",
@@ -295,13 +291,13 @@ _OUTCOME_MARK = {
 
 
 def _finding_outcomes(record: dict[str, Any]) -> dict[tuple[str, str], tuple[int, str, str]]:
-    """(finding id, ISA level) -> (rank in _OUTCOME_ORDER, outcome, note). A finding several properties replayed or
+    """(finding id, ISA level) -> (rank in FINDING_OUTCOMES, outcome, note). A finding several properties replayed or
     reached counts once per level, with its gravest outcome."""
     best: dict[tuple[str, str], tuple[int, str, str]] = {}
     for r in record["results"]:
         for f in r.get("known_findings") or []:
             outcome = str(f.get("outcome") or ("reproduced" if f.get("reproduced") else "not reproduced here"))
-            rank = _OUTCOME_ORDER.index(outcome) if outcome in _OUTCOME_ORDER else len(_OUTCOME_ORDER)
+            rank = FINDING_OUTCOMES.index(outcome) if outcome in FINDING_OUTCOMES else len(FINDING_OUTCOMES)
             if outcome in ("not reproduced here", "no example"):
                 note = f" (recorded: {f['where']})" if f.get("where") else ""
             elif outcome == "reproduced":
@@ -336,7 +332,7 @@ def findings_summary(record: dict[str, Any]) -> str:
         for fid in ids:
             marks = [_OUTCOME_MARK.get(best[(fid, lvl)][1], "?") if (fid, lvl) in best else "" for lvl in levels]
             lines.append(f"  {fid:<{width}}  " + "  ".join(f"{m:<{c}}" for m, c in zip(marks, cols)).rstrip())
-        failing = [(k, v) for k, v in sorted(best.items()) if v[1] in _OUTCOME_ORDER[:3]]
+        failing = [(k, v) for k, v in sorted(best.items()) if v[1] in FAILING_OUTCOMES]
         lines += [f"  {fid} @ {lvl}: {outcome.upper()}{note}" for (fid, lvl), (_, outcome, note) in failing]
         return "\n".join(lines)
     dispatch = record.get("environment", {}).get("dispatch", {})
@@ -345,10 +341,10 @@ def findings_summary(record: dict[str, Any]) -> str:
         by_class.setdefault(str(d.get("isa_class")), []).append(b)
     classes = "; ".join(f"{c}: {', '.join(bs)}" for c, bs in by_class.items())
     lines = [f"\nknown findings on this machine (kernels: {classes or 'unknown'}):"]
-    for outcome in _OUTCOME_ORDER:
+    for outcome in FINDING_OUTCOMES:
         found = sorted((fid, note) for (fid, _), (_, o, note) in best.items() if o == outcome)
         if found:
-            label = outcome.upper() if outcome in _OUTCOME_ORDER[:3] else outcome
+            label = outcome.upper() if outcome in FAILING_OUTCOMES else outcome
             lines.append(f"  {label} ({len(found)}):")
             lines += [f"    {fid}{note}" for fid, note in found]
     return "\n".join(lines)

@@ -33,20 +33,18 @@ from crosscheck.finding_regions import REGIONS, Region
 from crosscheck.hardware import isa_rank
 from crosscheck.problem import ConvProblem, ConvSpec
 from crosscheck.properties import Property, PropertyFailure
-from crosscheck.record import FINDING_OUTCOMES
+from crosscheck.record import FAILING_OUTCOMES
 from crosscheck.reproducer import reproducer
 from crosscheck.values import make_problem
 
-KINDS = ("weaker-contract", "wrong", "exception", "crash")
-# What a failure of each kind of finding looks like (PropertyFailure.kind); weaker-contract: see `explains`.
+# Each kind of finding, and what its failures look like (PropertyFailure.kind); weaker-contract: see `explains`.
 _EXPLAINED_KINDS = {
     "weaker-contract": ("mismatch",),
     "wrong": ("mismatch",),
     "exception": ("exception",),
     "crash": ("crash",),
 }
-# The outcomes that fail a run: the data file (or the adapter) no longer describes this environment.
-FAILING_OUTCOMES = FINDING_OUTCOMES[:3]
+KINDS = tuple(_EXPLAINED_KINDS)
 
 
 @cache
@@ -138,20 +136,29 @@ def explains(known: Known, prop: Property, backend: Backend, problem: ConvProble
     if failure.kind not in _EXPLAINED_KINDS.get(known.kind, ()):
         return False
     if known.kind == "weaker-contract":
-        with weaker_contract(contract_of(known.finding)):
-            try:
-                prop.check(backend, problem)
-            except PropertyFailure as beyond:
-                raise PropertyFailure(
-                    f"inside the region of known finding {known.id}, and beyond even its weaker contract "
-                    f"({_contract_text(known.finding)}): a different discrepancy\n{beyond.detail}",
-                    backend.name,
-                    prop.name,
-                    beyond.problem,
-                    kind=beyond.kind,
-                ) from None
-        return True
+        beyond = beyond_contract(known.finding, prop, backend, problem)
+        if beyond is not None:
+            raise PropertyFailure(
+                f"inside the region of known finding {known.id}, and beyond even its weaker contract "
+                f"({_contract_text(known.finding)}): a different discrepancy\n{beyond.detail}",
+                backend.name,
+                prop.name,
+                beyond.problem,
+                kind=beyond.kind,
+            )
     return True
+
+
+def beyond_contract(
+    finding: dict[str, Any], prop: Property, backend: Backend, problem: ConvProblem
+) -> PropertyFailure | None:
+    """How `problem` fails even the weaker contract of `finding` (e.g. float16 sums in float16), or None."""
+    with weaker_contract(contract_of(finding)):
+        try:
+            prop.check(backend, problem)
+        except PropertyFailure as exc:
+            return exc
+    return None
 
 
 def _contract_text(finding: dict[str, Any]) -> str:
@@ -192,23 +199,40 @@ def _replay_backend(backend: Backend, finding: dict[str, Any]) -> Backend:
     return _isolated(backend.name, backend.device)
 
 
+def entry_for(finding: dict[str, Any], backend: Backend) -> dict[str, Any]:
+    """What a record says of `finding` on `backend` before anything is replayed: its data, where it was seen,
+    and where it is now (this framework version and ISA class)."""
+    version = backend.version()
+    keep = ("id", "explanation", "observed", "kind", "upstream")
+    entry: dict[str, Any] = {k: finding[k] for k in keep if k in finding}
+    entry["environments"] = list(finding.get("environments", ()))
+    entry["where"] = environments_text(finding)
+    entry["version_matches"] = any(_version_matches(version, v) for v in finding["versions"])
+    entry["here"] = {"version": version, "isa_class": isa_class_of(backend)}
+    entry["expected_here"] = recorded_here(finding, version, entry["here"]["isa_class"])
+    return entry
+
+
+def region_entry(finding_id: str, backend: Backend) -> dict[str, Any]:
+    """The entry of a finding whose region another property's random search reached (its example is replayed
+    under its own property)."""
+    f = next(f for f in known_findings() if f["id"] == finding_id)
+    message = f"its region was reached by this property's random search (recorded under {f['property']})"
+    return {**entry_for(f, backend), "reproduced": False, "outcome": "not reproduced here", "message": message}
+
+
 def replay(backend: Backend, prop: Property) -> list[dict[str, Any]]:
     """Replay the findings recorded for (backend, property): each entry says what happened here."""
     out = []
-    mine = [f for f in known_findings() if f["backend"] == backend.name and f["property"] == prop.name]
-    version, isa_class = (backend.version(), isa_class_of(backend)) if mine else ("", "")
-    for f in mine:
-        entry: dict[str, Any] = {k: f[k] for k in ("id", "explanation", "observed", "kind", "upstream") if k in f}
-        entry["environments"] = list(f.get("environments", ()))
-        entry["where"] = environments_text(f)
-        entry["version_matches"] = any(_version_matches(version, v) for v in f["versions"])
-        entry["here"] = {"version": version, "isa_class": isa_class}
-        entry["expected_here"] = recorded_here(f, version, isa_class)
+    for f in known_findings():
+        if f["backend"] != backend.name or f["property"] != prop.name:
+            continue
+        entry = entry_for(f, backend)
+        out.append(entry)
         if "example" not in f:
             pinned = f.get("pinned_by")
             entry.update(reproduced=None, pinned_by=pinned, message="", reproducer="")
             entry["outcome"] = "pinned by a test" if pinned else "no example"
-            out.append(entry)
             continue
         problem = example_problem(f)
         entry["problem"] = problem.to_dict()
@@ -216,36 +240,24 @@ def replay(backend: Backend, prop: Property) -> list[dict[str, Any]]:
         refused = _refusal(backend, prop, f, problem)
         if refused:
             entry.update(reproduced=None, message=f"its example cannot run here: {refused}", outcome="not applicable")
-            out.append(entry)
             continue
         try:
             prop.check(_replay_backend(backend, f), problem)
         except PropertyFailure as exc:
             entry.update(reproduced=True, message=exc.detail, outcome="reproduced")
             kind = str(f.get("kind", "wrong"))
+            beyond = beyond_contract(f, prop, backend, problem) if kind == "weaker-contract" else None
             if exc.kind not in _EXPLAINED_KINDS.get(kind, ("mismatch",)):
                 # Not the failure the finding describes (a framework error where it records wrong values).
                 entry.update(reproduced=False, outcome="fails differently")
                 entry["message"] = f"expected a {kind} failure, got a {exc.kind}: {exc.detail}"
-            elif kind == "weaker-contract":
-                _check_contract(backend, prop, problem, f, entry)
+            elif beyond is not None:
+                entry["outcome"] = "beyond its contract"
+                entry["message"] = f"fails even its weaker contract ({_contract_text(f)}): {beyond.detail}"
         else:
             entry.update(reproduced=False, message="the minimal example now passes")
             entry["outcome"] = "stale" if entry["expected_here"] else "not reproduced here"
-        out.append(entry)
     return out
-
-
-def _check_contract(
-    backend: Backend, prop: Property, problem: ConvProblem, finding: dict[str, Any], entry: dict[str, Any]
-) -> None:
-    """The example fails the default contract, as recorded: it must still meet the finding's weaker one."""
-    with weaker_contract(contract_of(finding)):
-        try:
-            prop.check(backend, problem)
-        except PropertyFailure as exc:
-            entry["outcome"] = "beyond its contract"
-            entry["message"] = f"fails even its weaker contract ({_contract_text(finding)}): {exc.detail}"
 
 
 def failing(entries: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -258,8 +270,7 @@ def _refusal(backend: Backend, prop: Property, finding: dict[str, Any], problem:
     or None. A crash finding's own exclusion does not count: replaying it is the point."""
     reason = prop.applies(backend)
     if reason is None:
-        space = getattr(prop, "space", None)
-        caps = space(backend) if callable(space) else backend.capabilities()
+        caps = prop.space(backend)
         reason = caps.refuses(problem.spec) if caps is not None else "the property has no space here"
         mode = problem.meta.get("precision_mode")
         if reason is None and mode:

@@ -15,7 +15,7 @@ import numpy as np
 from hypothesis import event
 from hypothesis import strategies as st
 
-from crosscheck.backends.base import Backend
+from crosscheck.backends.base import Backend, Capabilities
 from crosscheck.comparison import Verdict, compare
 from crosscheck.isolation import WorkerDied
 from crosscheck.problem import ConvProblem, ConvSpec
@@ -131,6 +131,10 @@ class Property:
 
     def check(self, backend: Backend, problem: ConvProblem) -> Observation:
         raise NotImplementedError
+
+    def space(self, backend: Backend) -> Capabilities | None:
+        """The part of the backend's problem space this property draws from (None: the backend has none for it)."""
+        return backend.capabilities()
 
     def specs(self, spec: ConvSpec) -> list[ConvSpec]:
         """Every geometry the check runs the backend on for a problem of `spec` (a metamorphic property's second

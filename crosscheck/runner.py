@@ -12,7 +12,7 @@ import hypothesis
 from hypothesis import HealthCheck, given
 
 from crosscheck.backends.base import Backend
-from crosscheck.findings import explains, failing, regions_holding, replay
+from crosscheck.findings import explains, failing, region_entry, regions_holding, replay
 from crosscheck.hardware import environment_line
 from crosscheck.isolation import WorkerDied
 from crosscheck.profiles import prepare, profile_settings
@@ -257,7 +257,7 @@ def _replay_findings(backend: Backend, prop: Property, result: PropertyResult) -
     for finding_id, counts in result.regions.items():
         entry = entries.get(finding_id)
         if entry is None:
-            entry = entries[finding_id] = _region_entry(finding_id, backend)
+            entry = entries[finding_id] = region_entry(finding_id, backend)
         entry["region_examples"] = {"failed": counts["failed"], "passed": counts["passed"]}
         if counts["failed"]:
             entry["evidence"] = result.evidence[finding_id]
@@ -289,22 +289,3 @@ def _replay_findings(backend: Backend, prop: Property, result: PropertyResult) -
                 "finding": entry["id"],
             }
         )
-
-
-def _region_entry(finding_id: str, backend: Backend) -> dict[str, Any]:
-    from crosscheck.findings import environments_text, isa_class_of, known_findings
-
-    f = next(f for f in known_findings() if f["id"] == finding_id)
-    return {
-        "id": finding_id,
-        "explanation": f["explanation"],
-        "observed": f.get("observed", ""),
-        "kind": f.get("kind", "wrong"),
-        **({"upstream": f["upstream"]} if "upstream" in f else {}),
-        "where": environments_text(f),
-        "here": {"version": backend.version(), "isa_class": isa_class_of(backend)},
-        "reproduced": False,
-        "outcome": "not reproduced here",
-        "message": f"its region was reached by this property's random search (recorded under {f['property']})",
-        "reproducer": "",
-    }

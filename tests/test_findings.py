@@ -260,9 +260,12 @@ def test_a_flaky_failure_keeps_its_example_and_message() -> None:
     assert first["triage"] == "new discrepancy"
 
 
-def test_every_outcome_is_in_the_record_schema() -> None:
-    assert set(findings.FAILING_OUTCOMES) <= set(FINDING_OUTCOMES)
-    assert {"reproduced", "not reproduced here", "stale"} <= set(FINDING_OUTCOMES)
+def test_exactly_the_three_outcomes_that_mean_the_data_is_out_of_date_fail_a_run() -> None:
+    from crosscheck.record import FAILING_OUTCOMES, SCHEMA
+
+    assert set(FAILING_OUTCOMES) == {"stale", "beyond its contract", "fails differently"}
+    items = SCHEMA["properties"]["results"]["items"]["properties"]["known_findings"]["items"]
+    assert items["properties"]["outcome"]["enum"] == list(FINDING_OUTCOMES)
 
 
 def test_spec_fields_used_by_regions_exist() -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crosscheck.dtypes import COMPLEX_DTYPES, FLOAT_DTYPES, INT_DTYPES
-from crosscheck.record import FINDING_OUTCOMES
+from crosscheck.record import FAILING_OUTCOMES
 from crosscheck.stats import HIST_BINS
 
 DTYPE_ORDER = FLOAT_DTYPES + INT_DTYPES + COMPLEX_DTYPES
@@ -366,7 +366,7 @@ def known_findings(record: dict[str, Any]) -> list[KnownFinding]:
                 outcome = str(f["outcome"])
                 if outcome == "pinned by a test" and f.get("pinned_by"):
                     outcome = f"pinned by {f['pinned_by']}"
-                stale = outcome in FINDING_OUTCOMES[:3]
+                stale = outcome in FAILING_OUTCOMES
             elif reproduced is None:  # records before findings had outcomes
                 outcome, stale = f"pinned by {f.get('pinned_by') or 'a test'}", False
             else:
