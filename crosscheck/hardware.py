@@ -12,6 +12,7 @@ keyed on (framework version, ISA class) (`crosscheck.findings`).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -20,6 +21,8 @@ import platform
 import re
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -165,22 +168,24 @@ def parse_onednn_verbose(text: str) -> dict[str, Any]:
     return {"onednn_isa": isa, "onednn_implementations": impls}
 
 
-def _capture_stdout(fn: Any) -> str:
-    """What `fn()` writes to file descriptor 1 (oneDNN prints from C, past Python's sys.stdout)."""
-    import tempfile
-
-    sys.stdout.flush()
-    with tempfile.TemporaryFile(mode="w+b") as out:
-        saved = os.dup(1)
+@contextlib.contextmanager
+def held_output(fd: int) -> Iterator[list[str]]:
+    """Hold back what C code writes to file descriptor `fd` (1 or 2) inside, past Python's sys.stdout/stderr:
+    the list it yields holds that text once the block has ended (also when it raised)."""
+    stream = sys.stdout if fd == 1 else sys.stderr
+    held: list[str] = []
+    stream.flush()
+    with tempfile.TemporaryFile() as tmp:
+        saved = os.dup(fd)
+        os.dup2(tmp.fileno(), fd)
         try:
-            os.dup2(out.fileno(), 1)
-            fn()
+            yield held
         finally:
-            sys.stdout.flush()
-            os.dup2(saved, 1)
+            stream.flush()
+            os.dup2(saved, fd)
             os.close(saved)
-        out.seek(0)
-        return out.read().decode("utf-8", "replace")
+            tmp.seek(0)
+            held.append(tmp.read().decode("utf-8", "replace"))
 
 
 @functools.cache
@@ -190,13 +195,10 @@ def torch_dispatch() -> dict[str, Any]:
 
     out: dict[str, Any] = {"aten_cpu_capability": torch.backends.cpu.get_cpu_capability()}
     if torch.backends.mkldnn.is_available():  # type: ignore[no-untyped-call]
-
-        def conv() -> None:
-            with torch.backends.mkldnn.verbose(torch.backends.mkldnn.VERBOSE_ON):  # type: ignore[no-untyped-call]
-                x, w = torch.ones(1, 4, 5, 5), torch.ones(4, 4, 3, 3)
-                torch.mkldnn_convolution(x, w, None, [0, 0], [1, 1], [1, 1], 1)
-
-        out.update(parse_onednn_verbose(_capture_stdout(conv)))
+        # F.conv2d on a shape this small does not reach oneDNN: its own convolution does.
+        with held_output(1) as verbose, torch.backends.mkldnn.verbose(torch.backends.mkldnn.VERBOSE_ON):  # type: ignore[no-untyped-call]
+            torch.mkldnn_convolution(torch.ones(1, 4, 5, 5), torch.ones(4, 4, 3, 3), None, [0, 0], [1, 1], [1, 1], 1)
+        out.update(parse_onednn_verbose(verbose[0]))
     isa = out.get("onednn_isa")
     aten = str(out["aten_cpu_capability"]).lower()
     out["isa_class"] = (onednn_class(isa) if isa else None) or {"avx512": "avx512", "avx2": "avx2"}.get(aten, "sse41")

@@ -28,7 +28,6 @@ import functools
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
@@ -238,21 +237,17 @@ _BANNER = ("All log messages before absl::InitializeLog() is called", "oneDNN cu
 
 @contextlib.contextmanager
 def _without_banner() -> Iterator[None]:
-    """Hold back what is written to file descriptor 2 inside, and pass it on without the banner lines."""
-    sys.stderr.flush()
-    with tempfile.TemporaryFile() as held:
-        saved = os.dup(2)
-        os.dup2(held.fileno(), 2)
-        try:
+    """Pass on what is written to file descriptor 2 inside, without the banner lines."""
+    from crosscheck.hardware import held_output
+
+    held: list[str] = []
+    try:
+        with held_output(2) as held:
             yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            held.seek(0)
-            lines = held.read().decode("utf-8", "replace").splitlines(keepends=True)
-            sys.stderr.write("".join(line for line in lines if not any(b in line for b in _BANNER)))
-            sys.stderr.flush()
+    finally:
+        lines = "".join(held).splitlines(keepends=True)
+        sys.stderr.write("".join(line for line in lines if not any(b in line for b in _BANNER)))
+        sys.stderr.flush()
 
 
 def installed_distribution() -> str:
