@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from crosscheck.padding import effective_kernel
 from crosscheck.problem import ConvSpec
 
 # The properties whose checks run the backend's forward convolution on the problem as drawn.
@@ -75,15 +76,20 @@ def _tf_bfloat16_same_depth_padded_conv3d(spec: ConvSpec) -> bool:
     return spec.dtype == "bfloat16" and spec.rank == 3 and spec.in_size[0] == 1 and both_sides
 
 
+def _shallower_than_kernel(spec: ConvSpec) -> bool:
+    """The input's depth is less than the (dilated) kernel's: only padding lets the kernel fit (oneDNN's
+    bfloat16 backward-weights kernels go wrong there, in torch and TensorFlow alike)."""
+    return spec.in_size[0] < effective_kernel(spec.kernel[0], spec.dilation[0])
+
+
 def _tf_bfloat16_same_shallow_conv3d(spec: ConvSpec) -> bool:
-    shallow = spec.in_size[0] < (spec.kernel[0] - 1) * spec.dilation[0] + 1
-    return spec.dtype == "bfloat16" and spec.rank == 3 and spec.padding == "SAME" and shallow
+    bf16_3d = spec.dtype == "bfloat16" and spec.rank == 3
+    return bf16_3d and spec.padding == "SAME" and _shallower_than_kernel(spec)
 
 
 def _torch_bfloat16_channels_last_depth_padded(spec: ConvSpec) -> bool:
-    shallow = spec.in_size[0] < (spec.kernel[0] - 1) * spec.dilation[0] + 1
     cl3 = spec.dtype == "bfloat16" and spec.rank == 3 and spec.layout == "channels_last"
-    return cl3 and sum(spec.pads[0]) > 0 and shallow
+    return cl3 and sum(spec.pads[0]) > 0 and _shallower_than_kernel(spec)
 
 
 def _torch_bfloat16_strided_or_depth_padded(spec: ConvSpec) -> bool:
@@ -105,7 +111,7 @@ def _unclamped_same_pad_negative(spec: ConvSpec) -> bool:
     if spec.padding not in ("SAME", "SAME_LOWER"):
         return False
     for n, k, s, d in zip(spec.in_size, spec.kernel, spec.stride, spec.dilation):
-        if (-(-n // s) - 1) * s + (k - 1) * d + 1 - n < 0:
+        if (-(-n // s) - 1) * s + effective_kernel(k, d) - n < 0:
             return True
     return False
 

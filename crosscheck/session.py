@@ -56,7 +56,7 @@ def load_backend(
         return get_backend(name, device)
     (target,) = expand([name])
     factory = functools.partial(instantiate, resolve(target), target, device)
-    env = level_env(isa, switches_of(target))
+    env = level_env(isa, switches_of(target)) if isa != NATIVE else {}  # no adapter import at the native level
     try:
         load_timeout = None if timeout is None else max(timeout, MIN_LOAD_TIMEOUT_S)
         return IsolatedBackend(factory, target, timeout=timeout, load_timeout=load_timeout, env=env)
