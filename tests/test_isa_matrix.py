@@ -192,3 +192,25 @@ def test_cli_runs_every_level_into_one_record(tmp_path: Path) -> None:
     assert record["environment"]["dispatch"]["numpy@avx2"]["isa_class"] == "avx2"  # OpenBLAS' Haswell core
     assert "native level only" in out.stdout and "numpy@avx2" in out.stdout
     assert (tmp_path / "crosscheck.html").read_text(encoding="utf-8").count("numpy@avx2") > 0
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--isa", "avx9"], "unknown level 'avx9'"),
+        (["--isa", "native,", "--isa", ","], "no level given"),
+        (["--isa", "avx2", "--no-isolation"], "drop --no-isolation"),
+    ],
+)
+def test_bad_isa_options_are_one_line_and_exit_2(args: list[str], needle: str, tmp_path: Path) -> None:
+    if "avx2" in args and "avx2" not in machine_levels():
+        pytest.skip("avx2 is this CPU's own level or above it")
+    out = subprocess.run(
+        [sys.executable, "-m", "crosscheck", "run", *args, "--backends", "numpy", "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 2, out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and needle in out.stderr
+    assert not (tmp_path / "out").exists()  # refused before any work: nothing written
