@@ -189,3 +189,17 @@ def test_one_root_cause_failing_many_properties_is_one_card() -> None:
     assert len([c for c in cards if c.backend == "negated"]) == 2
     html = render_html(record)
     assert "One root cause — the output has the wrong shape" in html and "also fails 2 more properties" in html
+
+
+def test_the_matrix_is_one_summary_per_backend_open_where_something_failed(failing: Record) -> None:
+    m = verdict_matrix(failing)
+    groups = {g.backend: g for g in m.backends}
+    assert set(groups) == {r["backend"] for r in failing["results"]}
+    assert groups["broken"].status == "failed" and groups["broken"].opened
+    assert groups["numpy"].status == "passed" and not groups["numpy"].opened
+    for g in m.backends:
+        mine = [r for r in failing["results"] if r["backend"] == g.backend]
+        assert len(g.rows) + len(g.not_applicable) == len(mine)
+        assert g.examples == sum(r["examples"] for r in mine)
+        assert g.held == sum(1 for r in mine if r["status"] == "passed")
+        assert all(r.status == "unsupported" for r in g.not_applicable)

@@ -203,3 +203,28 @@ def test_the_first_screen_is_the_verdict_and_what_to_look_at(browser: Any, faili
     assert page.evaluate("document.documentElement.scrollWidth") <= 1400  # no horizontal overflow
     assert errors == [] and [u for u in requests if u != html.as_uri()] == []
     page.close()
+
+
+def test_the_matrix_fits_1400_px_and_opens_only_the_backends_that_failed(
+    browser: Any, failing: Record, tmp_path: Path
+) -> None:
+    html = tmp_path / "crosscheck.html"
+    write_report(failing, html)
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(html.as_uri(), wait_until="load")
+    opened = page.evaluate(
+        "() => Object.fromEntries([...document.querySelectorAll('details.backend-rows')]"
+        ".map(d => [d.dataset.backend, d.open]))"
+    )
+    assert opened == {"broken": True, "numpy": False}
+    page.evaluate("() => document.querySelectorAll('details.backend-rows').forEach(d => d.open = true)")
+    # Every dtype column (numpy brings all eight) and the counts fit: nothing scrolls, nothing is clipped.
+    widths = page.evaluate(
+        "() => [...document.querySelectorAll('table.matrix')].map(t => [t.getBoundingClientRect().right,"
+        " [...t.querySelectorAll('th')].filter(h => h.scrollWidth > h.clientWidth).map(h => h.textContent)])"
+    )
+    assert len(widths) == 2
+    for right, clipped in widths:
+        assert right <= 1400 and clipped == []
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1400
+    page.close()

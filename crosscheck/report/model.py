@@ -42,8 +42,27 @@ class Row:
     examples: int
     duration_s: float
     cells: list[Cell]
-    backend_span: int = 0  # rows of this backend, on its first row only (HTML rowspan)
     known: int = 0  # known upstream findings replayed for this row
+
+
+@dataclass
+class BackendRows:
+    """One backend's part of the matrix: a one-line summary, opened to its rows when it needs a look."""
+
+    backend: str
+    rows: list[Row]  # the properties that apply to this backend
+    not_applicable: list[Row]  # properties this backend cannot run (reasons in the "why n/a" table)
+    status: str  # the worst row status: failed > error > interrupted > passed
+    examples: int
+    duration_s: float
+    known: int
+    held: int  # properties that held
+    worst: float | None  # the largest error ÷ bound among the examples that held
+
+    @property
+    def opened(self) -> bool:
+        """Open where a reader has something to look at: a failure or an error (known findings have their cards)."""
+        return self.status not in ("passed", "unsupported")
 
 
 @dataclass
@@ -52,6 +71,7 @@ class Matrix:
     rows: list[Row]
     missing: list[tuple[str, str]]  # backends not installed, and why
     counts: dict[str, int] = field(default_factory=dict)
+    backends: list[BackendRows] = field(default_factory=list)
 
 
 @dataclass
@@ -194,9 +214,6 @@ def verdict_matrix(record: dict[str, Any]) -> Matrix:
     # Group rows of one backend together (results may arrive interleaved from merged shards).
     order = list(dict.fromkeys(row.backend for row in rows))
     rows.sort(key=lambda row: order.index(row.backend))
-    for i, row in enumerate(rows):
-        if i == 0 or rows[i - 1].backend != row.backend:
-            row.backend_span = sum(1 for other in rows if other.backend == row.backend)
     counts: dict[str, int] = {"passed": 0, "failed": 0, "unsupported": 0, "none": 0, "error": 0, "interrupted": 0}
     for row in rows:
         for c in row.cells:
@@ -204,7 +221,28 @@ def verdict_matrix(record: dict[str, Any]) -> Matrix:
     counts["examples"] = sum(row.examples for row in rows)
     counts["failures"] = sum(c.failed for row in rows for c in row.cells)
     missing = [(b["name"], str(b.get("reason") or "not installed")) for b in record["backends"] if not b["available"]]
-    return Matrix(dtypes, rows, missing, counts)
+    return Matrix(dtypes, rows, missing, counts, [_backend_rows(name, rows) for name in order])
+
+
+_STATUS_ORDER = ("failed", "error", "interrupted", "passed", "skipped", "unsupported")
+
+
+def _backend_rows(backend: str, all_rows: list[Row]) -> BackendRows:
+    rows = [r for r in all_rows if r.backend == backend]
+    applicable = [r for r in rows if r.status != "unsupported"]
+    statuses = {r.status for r in applicable} or {"unsupported"}
+    ratios = [c.max_ratio for r in applicable for c in r.cells if c.kind == "passed" and c.max_ratio is not None]
+    return BackendRows(
+        backend,
+        applicable,
+        [r for r in rows if r.status == "unsupported"],
+        next((s for s in _STATUS_ORDER if s in statuses), "error"),
+        sum(r.examples for r in rows),
+        sum(r.duration_s for r in rows),
+        sum(r.known for r in rows),
+        sum(1 for r in applicable if r.status == "passed"),
+        max(ratios) if ratios else None,
+    )
 
 
 def distributions(record: dict[str, Any]) -> dict[str, list[Dist]]:
