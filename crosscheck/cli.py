@@ -92,7 +92,7 @@ def _dims(text: str) -> tuple[int, ...]:
 
 def build_parser() -> argparse.ArgumentParser:
     from crosscheck.dtypes import FLOAT_DTYPES
-    from crosscheck.profiles import PROFILES
+    from crosscheck.profiles import DISTINCT_BUGS, PROFILES
 
     parser = _Parser(prog="crosscheck", description="Property-based cross-framework convolution checks.")
     parser.add_argument("--version", action="version", version=_version())
@@ -107,6 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, default=Path("reports"), help="output folder (default: reports)")
     run.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="device for frameworks that have GPUs")
     run.add_argument("--no-pairwise", action="store_true", help="skip the pairwise agreement of backends")
+    run.add_argument(
+        "--distinct-bugs",
+        type=_positive_int,
+        default=DISTINCT_BUGS,
+        metavar="N",
+        help=f"after a property's first failure, search on for other bugs, up to N in all (default: {DISTINCT_BUGS};"
+        " 1 stops at the first)",
+    )
     run.add_argument(
         "--shard",
         type=_shard,
@@ -369,6 +377,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         isolation=not args.no_isolation,
         timeout=args.timeout,
         shard=args.shard,
+        distinct_bugs=args.distinct_bugs,
     )
     from hypothesis.reporting import with_reporter
 

@@ -20,6 +20,10 @@ from hypothesis import HealthCheck, Phase, settings
 
 PROFILES = ("dev", "ci", "thorough")
 REPEATABLE = frozenset({"ci"})  # profiles that seed each test from its name
+# How many distinct bugs a run reports per property (crosscheck.runner: a further search after each): enough to
+# show that a backend is wrong in more than one way, few enough that a thoroughly broken backend does not cost a
+# search per shape of its brokenness.
+DISTINCT_BUGS = 3
 
 _COMMON = dict(
     deadline=None,  # framework calls vary in time (first-call compilation, imports); never a failure

@@ -11,13 +11,16 @@ from typing import Any
 import hypothesis
 from hypothesis import HealthCheck, given
 
-from crosscheck.backends.base import Backend
+from crosscheck.backends.base import Backend, Capabilities
+from crosscheck.diagnosis import diagnose
 from crosscheck.findings import explains, failing, region_entry, regions_holding, replay
 from crosscheck.hardware import environment_line
 from crosscheck.isolation import WorkerDied
+from crosscheck.problem import ConvProblem
 from crosscheck.profiles import prepare, profile_settings
-from crosscheck.properties import Property, PropertyFailure, Unsupported
+from crosscheck.properties import Property, PropertyFailure, Unsupported, features
 from crosscheck.stats import Tally
+from crosscheck.values import VALUE_KINDS
 
 Progress = Callable[[str, str, int, int], None]  # backend, property, examples so far, failures
 
@@ -48,6 +51,8 @@ class PropertyResult:
     known_findings: list[dict[str, Any]] = field(default_factory=list)
     unsupported: Counter[str] = field(default_factory=Counter)  # NotImplementedError messages of declined examples
     caught_at: int | None = None  # the fresh example (1-based) on which the first failure showed
+    repeats: int = 0  # failures of a bug already reported, met while searching for another
+    interrupted: bool = False  # stopped by the user (status says "failed" where a failure was already found)
     # Random examples inside known findings' regions: finding id -> {"failed": explained failures, "passed": n},
     # and the first explained failure of each, kept as evidence.
     regions: dict[str, Counter[str]] = field(default_factory=dict)
@@ -116,6 +121,49 @@ def _declined(unsupported: Counter[str]) -> str:
     return f"{n} example{'s' if n != 1 else ''} declined with NotImplementedError, e.g. {reason!r}"
 
 
+@dataclass(frozen=True)
+class _Bug:
+    """A failure this property already reported: a later failure it covers is the same bug again, not a second.
+
+    Covered means the same diagnosis (the same kind, and the same cause where the message names one) on a problem
+    that has every feature of the first minimal example beyond the simplest problem's (its trigger: shrinking
+    keeps only what the failure needs). A failure without one of those features cannot be the same trigger.
+    """
+
+    signature: str
+    trigger: frozenset[str]
+
+    @staticmethod
+    def signature_of(exc: PropertyFailure) -> str:
+        return f"{exc.kind}: {diagnose(exc.detail, exc.kind) or 'wrong values'}"
+
+    @classmethod
+    def of(cls, exc: PropertyFailure, space: Capabilities | None) -> _Bug:
+        return cls(cls.signature_of(exc), frozenset(set(_features(exc.problem)) - _simplest(space)))
+
+    def covers(self, exc: PropertyFailure) -> bool:
+        return self.signature_of(exc) == self.signature and self.trigger <= set(_features(exc.problem))
+
+
+def _features(problem: ConvProblem) -> list[str]:
+    return features(problem.spec, problem.values)
+
+
+def _simplest(space: Capabilities | None) -> set[str]:
+    """The features every minimal example has without needing them: the first option of each choice the
+    strategies draw from `space` (Hypothesis shrinks a choice towards its first option), and none of the optional
+    ones (stride > 1, groups, batch > 1, ...). A property whose strategy fixes one of these to another value has
+    it on every example, so it never tells two bugs apart wrongly."""
+    caps = space or Capabilities()
+    return {
+        f"rank={caps.ranks[0]}",
+        f"dtype={caps.dtypes[0]}",
+        f"values={VALUE_KINDS[0]}",
+        f"layout={caps.layouts[0]}",
+        f"padding={caps.padding[0]}",  # "explicit" or a named mode: the label features() gives it
+    }
+
+
 def run_property(
     backend: Backend,
     prop: Property,
@@ -125,11 +173,17 @@ def run_property(
     seed: int | None = None,
     progress: Progress | None = None,
     crash_shrink_budget_s: float = CRASH_SHRINK_BUDGET_S,
+    distinct_bugs: int = 1,
 ) -> PropertyResult:
     """Run `prop` on `backend` for the profile's example budget; never raises for a failing property.
 
     A backend that declines an example (NotImplementedError, see `Backend.may_decline`) gets another
     one; the declined ones are counted, and a backend that declined every example is "unsupported".
+
+    With `distinct_bugs` > 1, a failure does not end the property: a further search, with the same example
+    budget, treats failures of the bugs already reported as covered and reports (shrunk) the first failure of
+    another, up to `distinct_bugs` in all. Crashes, hangs and flaky failures end the search (every further
+    example would restart a worker or wait out its timeout).
     """
     reason = prop.applies(backend)
     if reason:
@@ -139,6 +193,7 @@ def run_property(
     failing = False
     deaths: list[PropertyFailure] = []  # crashes and hangs seen, the latest (smallest) last
     first_death = 0.0
+    bugs: list[_Bug] = []  # the bugs already reported by this property's earlier searches
 
     def example(problem: Any) -> None:
         nonlocal failing, first_death
@@ -155,18 +210,22 @@ def run_property(
                 # While shrinking another failure, an explained one is no failure either: the shrinker must
                 # not wander from a new discrepancy into a known finding's region.
                 explained = next((k for k in known if explains(k, prop, backend, problem, exc)), None)
-                if explained is None:
-                    raise
-                if not failing:
-                    result.regions.setdefault(explained.id, Counter())["failed"] += 1
-                    result.evidence.setdefault(explained.id, failure_record(exc, backend))
-                return
+                if explained is not None:
+                    if not failing:
+                        result.regions.setdefault(explained.id, Counter())["failed"] += 1
+                        result.evidence.setdefault(explained.id, failure_record(exc, backend))
+                    return
+                if any(bug.covers(exc) for bug in bugs):  # a bug already reported, again: look for another
+                    if not failing:
+                        result.repeats += 1
+                    return
+                raise
         except Unsupported as exc:
             if not failing:
                 result.unsupported[str(exc)] += 1
             hypothesis.reject()
         except PropertyFailure as exc:
-            if not failing:
+            if not failing and result.caught_at is None:
                 result.caught_at = tally.examples + 1
             failing = True
             if exc.kind in DEATHS:
@@ -192,36 +251,84 @@ def run_property(
         if progress:
             progress(backend.name, prop.name, tally.examples, 0)
 
-    test = given(prop.strategy(backend))(example)
+    strategy = prop.strategy(backend)
     if max_examples is None and prop.budget != 1.0:
         max_examples = max(1, round(hypothesis.settings.get_profile(profile).max_examples * prop.budget))
     conf = profile_settings(profile, max_examples)
     # Declined examples are rejected; that is a backend's answer, not a strategy that filters too much.
     conf = hypothesis.settings(conf, suppress_health_check=[*conf.suppress_health_check, HealthCheck.filter_too_much])
-    test = prepare(test, example, conf, profile=profile, seed=seed, key=f"{backend.name}/{prop.name}")
+    key = f"{backend.name}/{prop.name}"
     start = time.perf_counter()
+    try:
+        for search in range(max(1, distinct_bugs)):
+            failing, first_death = False, 0.0
+            deaths.clear()
+            test = prepare(
+                given(strategy)(example),
+                example,
+                conf,
+                profile=profile,
+                seed=None if seed is None else seed + search,
+                # Each further search has its own database entry: the first one's would replay the bug found.
+                key=key if search == 0 else f"{key}#search{search + 1}",
+            )
+            found = _search(test, backend, result, deaths)
+            if found is None or found.kind in DEATHS or result.interrupted:
+                break
+            bugs.append(_Bug.of(found, prop.space(backend)))
+    finally:
+        result.duration_s = time.perf_counter() - start
+    if result.status == "failed":
+        first = result.failures[0]
+        if first.get("kind") in DEATHS:
+            result.reason = "crashed" if first["kind"] == "crash" else "hung"
+        if progress:
+            progress(backend.name, prop.name, tally.examples, len(result.failures))
+    elif result.status == "passed" and result.unsupported:
+        result.reason = _declined(result.unsupported)
+    if not result.interrupted:
+        _replay_findings(backend, prop, result)
+    return result
+
+
+def _search(
+    test: Callable[[], None], backend: Backend, result: PropertyResult, deaths: list[PropertyFailure]
+) -> PropertyFailure | None:
+    """Run one Hypothesis search into `result`; the failure it reported (None: none, or only flaky ones)."""
+    tally = result.tally
+    found: PropertyFailure | None = None
     try:
         test()
     except _StopShrinking as stop:
         result.status = "failed"
         result.failures.append(failure_record(stop.failure, backend, stop.why))
+        found = stop.failure
     except PropertyFailure as exc:
         result.status = "failed"
         result.failures.append(failure_record(exc, backend))
+        found = exc
         if deaths and exc.kind not in DEATHS:
             # Shrinking wandered from a crash to a smaller wrong answer; the crash is the graver news.
-            result.failures.insert(0, failure_record(deaths[-1], backend, "the smallest crash seen while shrinking"))
+            result.failures.insert(
+                len(result.failures) - 1, failure_record(deaths[-1], backend, "the smallest crash seen while shrinking")
+            )
+            found = deaths[-1]
     except hypothesis.errors.Unsatisfiable as exc:
-        if result.unsupported and not tally.examples:
+        if result.status == "failed":
+            pass  # a further search that found nothing new to draw: the failures stand
+        elif result.unsupported and not tally.examples:
             result.status = "unsupported"
             result.reason = "every example was declined: " + _declined(result.unsupported)
         else:
             result.status = "error"
             result.reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
     except KeyboardInterrupt:
-        # Keep what was observed; the caller sees `interrupted` and stops starting new work.
-        result.status = "interrupted"
-        result.reason = "interrupted by the user"
+        # Keep what was observed; the caller sees `interrupted` and stops starting new work. A failure an
+        # earlier search reported stands: the property failed, and was interrupted looking for more.
+        result.interrupted = True
+        if result.status != "failed":
+            result.status = "interrupted"
+            result.reason = "interrupted by the user"
     except hypothesis.errors.FlakyFailure as exc:
         result.status = "failed"
         result.failures += _flaky_failures(exc, backend) or [
@@ -234,21 +341,10 @@ def run_property(
             }
         ]
     except Exception as exc:  # noqa: BLE001 - a Hypothesis health check or a bug: record it, go on
-        result.status = "error"
-        result.reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
-    finally:
-        result.duration_s = time.perf_counter() - start
-    if result.status == "failed":
-        first = result.failures[0]
-        if first.get("kind") in DEATHS:
-            result.reason = "crashed" if first["kind"] == "crash" else "hung"
-        if progress:
-            progress(backend.name, prop.name, tally.examples, 1)
-    elif result.status == "passed" and result.unsupported:
-        result.reason = _declined(result.unsupported)
-    if result.status != "interrupted":
-        _replay_findings(backend, prop, result)
-    return result
+        if result.status != "failed":
+            result.status = "error"
+            result.reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    return found
 
 
 def _replay_findings(backend: Backend, prop: Property, result: PropertyResult) -> None:

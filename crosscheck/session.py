@@ -20,6 +20,7 @@ from crosscheck.errors import CrosscheckError
 from crosscheck.hardware import NATIVE, expected_class, level_env
 from crosscheck.isolation import DEFAULT_TIMEOUT_S, MIN_LOAD_TIMEOUT_S, IsolatedBackend, RemoteError, WorkerDied
 from crosscheck.pairwise import run_pairwise
+from crosscheck.profiles import DISTINCT_BUGS
 from crosscheck.properties import PROPERTIES
 from crosscheck.record import SCHEMA_VERSION, summarize
 from crosscheck.runner import DEATHS, Progress, PropertyResult, run_property
@@ -42,6 +43,8 @@ class RunOptions:
     fail_fast: bool = False  # after a backend's first failing property, leave its other properties out
     shard: Shard | None = None  # run only this shard's units of the plan (crosscheck.sharding)
     isa: str = NATIVE  # the ISA level the frameworks are capped to (crosscheck.hardware.LEVELS), in workers
+    # A failing property goes on searching for other bugs, up to this many distinct ones (crosscheck.runner).
+    distinct_bugs: int = DISTINCT_BUGS
 
 
 def load_backend(
@@ -264,6 +267,7 @@ def run_backends(
                     max_examples=options.max_examples,
                     seed=options.seed,
                     progress=progress,
+                    distinct_bugs=1 if options.fail_fast else options.distinct_bugs,
                 )
                 results.append(r)
                 death = next((f["kind"] for f in r.failures if f.get("kind") in DEATHS), None)
@@ -271,7 +275,7 @@ def run_backends(
                     died = f"{backend.name} {'crashed' if death == 'crash' else 'hung'} in {name}"
                 elif options.fail_fast and r.status in ("failed", "error"):
                     died = f"stopped at the first failure, in {name}"
-                if r.status == "interrupted":
+                if r.interrupted or r.status == "interrupted":
                     interrupted = True
                     break
             if interrupted:

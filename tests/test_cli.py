@@ -62,6 +62,7 @@ def test_same_seed_same_examples(tmp_path: Path) -> None:
     [
         (["run", "--backends", "nonsense"], "unknown backend 'nonsense'"),
         (["run", "--max-examples", "0"], "expected a positive integer"),
+        (["run", "--distinct-bugs", "0"], "expected a positive integer"),
         (["run", "--max-examples", "many"], "expected a positive integer"),
         (["run", "--seed", "-1"], "non-negative seed"),
         (["run", "--profile", "fast"], "invalid choice"),

@@ -91,3 +91,22 @@ def test_pairwise_agreement_catches_the_odd_one_out() -> None:
     result = run_pairwise([*good, bad], profile="ci", max_examples=100)
     assert result.status == "failed"
     assert "dropped" in result.failures[0]["pair"]
+
+
+def test_a_property_with_two_distinct_bugs_reports_both() -> None:
+    backend = FunctionBackend(wc.two_bugs, "two-bugs", dtypes=("float64",))
+    result = run_property(backend, PROPERTIES["matches_reference"], profile="ci", distinct_bugs=3)
+    assert result.status == "failed"
+    triggers = []
+    for failure in result.failures:
+        spec = failure["problem"]["spec"]
+        triggers.append((max(spec["stride"]) > 1, max(spec["dilation"]) > 1))
+    # Each minimal example shows one bug alone (shrinking keeps only what its failure needs), and no bug twice.
+    assert sorted(triggers) == [(False, True), (True, False)], triggers
+    assert result.repeats > 0  # the second search met the first bug again and went past it
+
+
+def test_one_bug_is_reported_once_however_long_the_search() -> None:
+    backend = FunctionBackend(wc.flipped_kernel, "flipped", dtypes=("float64", "float32"))
+    result = run_property(backend, PROPERTIES["matches_reference"], profile="ci", distinct_bugs=3)
+    assert len(result.failures) == 1 and result.repeats > 0

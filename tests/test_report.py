@@ -203,3 +203,18 @@ def test_the_matrix_is_one_summary_per_backend_open_where_something_failed(faili
         assert g.examples == sum(r["examples"] for r in mine)
         assert g.held == sum(1 for r in mine if r["status"] == "passed")
         assert all(r.status == "unsupported" for r in g.not_applicable)
+
+
+def test_two_distinct_bugs_in_one_property_are_two_cards() -> None:
+    import wrong_convolutions as wc
+
+    from crosscheck.backends.function_backend import FunctionBackend
+    from crosscheck.report.model import failures
+    from crosscheck.session import RunOptions, run_backends
+
+    backend = FunctionBackend(wc.two_bugs, "two-bugs", dtypes=("float64",))
+    record = run_backends([backend], [], ["matches_reference"], RunOptions(max_examples=40, pairwise=False, seed=3))
+    (result,) = record["results"]
+    assert result["status"] == "failed" and len(result["failures"]) == 2
+    assert len(failures(record)) == 2
+    assert render_html(record).count('<section class="failure"') == 2

@@ -95,3 +95,16 @@ WRONG: dict[str, Callable[..., np.ndarray]] = {
     "wrong_group_mapping": wrong_group_mapping,
     "localized_error": localized_error,
 }
+
+
+def two_bugs(
+    x: np.ndarray, w: np.ndarray, *, stride: Sequence[int], dilation: Sequence[int], **kw: object
+) -> np.ndarray:
+    """Wrong in two unrelated ways: strided outputs scaled by 1.01, dilated ones shifted by 1 (a second bug that a
+    search stopping at the first failure never shows)."""
+    y = correlate(x, w, stride=stride, dilation=dilation, **kw)  # type: ignore[arg-type]
+    if max(stride) > 1:
+        y = y * y.dtype.type(1.01)
+    if max(dilation) > 1:
+        y = y + y.dtype.type(1)
+    return y

@@ -11,6 +11,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
+from crosscheck.diagnosis import diagnose
 from crosscheck.dtypes import COMPLEX_DTYPES, FLOAT_DTYPES, INT_DTYPES
 from crosscheck.record import FAILING_OUTCOMES
 from crosscheck.stats import HIST_BINS
@@ -119,13 +120,7 @@ class FailureView:
     @property
     def diagnosis(self) -> str | None:
         """A root cause that explains this failure whatever the property, when the message names one."""
-        if self.kind in ("crash", "hang"):
-            return "crashed" if self.kind == "crash" else "hung"
-        for pattern, cause in _DIAGNOSES:
-            found = re.search(pattern, self.message)
-            if found:
-                return cause.format(*found.groups())
-        return None
+        return diagnose(self.message, self.kind)
 
     @property
     def headline(self) -> str:
@@ -348,15 +343,6 @@ def failures(record: dict[str, Any]) -> list[FailureView]:
 
 _TRIAGE_ORDER = {"new discrepancy": 0, "stale finding": 1, "crash": 2, "hang": 2}
 
-# Messages that name a cause independent of the property that found it: (pattern, the cause in words).
-_DIAGNOSES = (
-    (r"Shape mismatch", "the output has the wrong shape"),
-    (r"Dtype mismatch: expected (\w+), got (\w+)", "the output is {1}, not {0}"),
-    (r"matches (SAME|SAME_LOWER|VALID)'s pads", "the padding follows {0}'s convention"),
-    (r"backend raised (\w+)", "the backend raises {0}"),
-    (r"inside the region of known finding ([\w.-]+)", "beyond known finding {0}'s contract"),
-)
-
 
 def group_root_causes(views: list[FailureView]) -> list[FailureView]:
     """One card per (backend, diagnosis): a backend wrong in one way fails many properties, and each says the same;
@@ -366,7 +352,8 @@ def group_root_causes(views: list[FailureView]) -> list[FailureView]:
     for v in views:
         cause = v.diagnosis
         key = (v.backend, cause) if cause else None
-        if key is not None and key in first and v.triage == first[key].triage:
+        # A second bug of one property is its own card, even with the same diagnosis (another trigger).
+        if key is not None and key in first and v.triage == first[key].triage and v.prop != first[key].prop:
             first[key].also.append(v.prop)
             continue
         if key is not None:
