@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from crosscheck.errors import CrosscheckError
+from crosscheck.outputs import write_atomic
 
 SCHEMA_VERSION = 1
 
@@ -196,13 +197,15 @@ def summarize(results: list[dict[str, Any]], pairwise: dict[str, Any] | None = N
     return out
 
 
+def dumps(record: dict[str, Any], source: str = "record") -> str:
+    """The record's JSON text, validated first."""
+    validate(record, source)
+    return json.dumps(_finite(record), indent=1, allow_nan=False, default=_jsonable) + "\n"
+
+
 def write(record: dict[str, Any], path: Path) -> None:
-    validate(record, str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    text = json.dumps(_finite(record), indent=1, allow_nan=False, default=_jsonable)
-    tmp.write_text(text + "\n", encoding="utf-8")
-    tmp.replace(path)
+    """Validate and write `record` to `path`, atomically (crosscheck.outputs.write_atomic). Raises OSError."""
+    write_atomic(path, dumps(record, str(path)))
 
 
 def load(path: Path) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import datetime as dt
 import functools
 import importlib
 import time
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -136,11 +136,36 @@ def select_backends(
 
 
 def close_backends(backends: Sequence[Backend]) -> None:
+    """Close every worker. A Ctrl-C (or signal) meanwhile does not leave the others running: each is still
+    closed, then the KeyboardInterrupt is raised again."""
     isolated = [b for b in backends if isinstance(b, IsolatedBackend)]
+    interrupted = False
     for b in isolated:
         b.request_close()  # every worker winds down (TensorFlow's takes a second) at the same time
     for b in isolated:
-        b.close()
+        try:
+            b.close()
+        except KeyboardInterrupt:
+            interrupted = True
+            b.close()  # crosscheck.signals raises only once: this one runs to the end
+    if interrupted:
+        raise KeyboardInterrupt
+
+
+def closing(backends: Sequence[Backend], make_record: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """`make_record()`, then every backend closed. A Ctrl-C (or signal) that arrives while they close marks
+    the record interrupted rather than losing it."""
+    record = None
+    try:
+        record = make_record()
+    finally:
+        try:
+            close_backends(backends)
+        except KeyboardInterrupt:
+            if record is None:
+                raise
+            record["run"]["interrupted"] = True
+    return record
 
 
 @contextlib.contextmanager
@@ -189,11 +214,12 @@ def run(options: RunOptions, progress: Progress | None = None) -> dict[str, Any]
         only=needed,
         isa=options.isa,
     )
-    try:
-        backends, refused = verify_caps(backends, options.isa, props)
-        return run_backends(backends, missing, props, options, progress, results=refused, units=units)
-    finally:
-        close_backends(backends)
+
+    def record() -> dict[str, Any]:
+        kept, refused = verify_caps(backends, options.isa, props)
+        return run_backends(kept, missing, props, options, progress, results=refused, units=units)
+
+    return closing(backends, record)
 
 
 NO_SWITCH = (
