@@ -29,6 +29,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import weakref
@@ -39,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from crosscheck import processes
 from crosscheck.backends.base import Backend, BackendUnavailable, Capabilities, PrecisionMode
 from crosscheck.errors import CrosscheckError
 from crosscheck.hardware import caps_in_effect
@@ -51,6 +53,7 @@ MIN_LOAD_TIMEOUT_S = 120.0  # for frameworks: importing and probing TensorFlow t
 _CLOSE_GRACE_S = 2.0
 _DUMP_WAIT_S = 0.3  # time for faulthandler to write a hung worker's stack before it is killed
 _FRAMES = 3  # innermost frames quoted in a crash or hang message
+_PARENT_POLL_S = 0.5  # how often a worker checks that its parent is still there
 
 _BOOT = "from crosscheck.isolation import _worker_main; _worker_main()"
 _SPACES = ("gradients", "transposed")  # Capabilities fields that are Capabilities of their own
@@ -143,14 +146,53 @@ def _describe(backend: Backend) -> dict[str, Any]:
     }
 
 
+def _end_and_exit(code: int) -> None:
+    """End everything this worker started, then the worker itself, without a traceback."""
+    processes.end_descendants()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
+def _on_term(signum: int, frame: Any) -> None:
+    _end_and_exit(128 + signum)
+
+
+def _watch_parent(parent: int) -> None:
+    # PR_SET_PDEATHSIG's fallback (another OS, or a parent thread that ended but not the parent): while the
+    # main thread is busy in a call, a parent that went away is seen here.
+    while os.getppid() == parent:
+        time.sleep(_PARENT_POLL_S)
+    _end_and_exit(128 + signal.SIGTERM)
+
+
 def _worker_main() -> None:
-    """Entry point of the worker process; its pipe's file descriptor is the only argument."""
+    """Entry point of the worker process; the arguments are its pipe's file descriptor, its parent's pid, and
+    whether the parent's main thread started it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    parent = int(sys.argv[2])
+    # SIGTERM (from the parent, or from the kernel when the parent dies) ends what the worker started too.
+    signal.signal(signal.SIGTERM, _on_term)
+    if sys.argv[3] == "1":
+        processes.signal_on_parent_death(signal.SIGTERM)
+    if os.getppid() != parent:  # the parent died before the request above: no signal will come
+        _end_and_exit(128 + signal.SIGTERM)
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="crosscheck-parent-watch").start()
+    processes.become_subreaper()  # orphans below the worker become its children: found and ended
     conn = Connection(int(sys.argv[1]))
     try:
-        sys_path, factory_bytes, log_path = conn.recv()
-    except EOFError:
+        sys_path, factory_bytes, log_path, options = conn.recv()
+    except (EOFError, OSError):
         return
+    try:
+        _serve(conn, sys_path, factory_bytes, log_path, bool(options.get("end_children")))
+    except (EOFError, OSError):  # the parent went away (its end of the pipe closed) while we answered
+        pass
+    _end_and_exit(0)
+
+
+def _serve(conn: Connection, sys_path: list[str], factory_bytes: bytes, log_path: str, end_children: bool) -> None:
     sys.path[:] = sys_path
     log = open(log_path, "w", encoding="utf-8")
     faulthandler.enable(file=log, all_threads=True)
@@ -165,12 +207,10 @@ def _worker_main() -> None:
         return
     caps = backend.capabilities()
     while True:
-        try:
-            op, arg = conn.recv()
-        except EOFError:
-            return
+        op, arg = conn.recv()
         if op == "close":
             return
+        reply: tuple[Any, ...]
         try:
             if op == "run":
                 value: Any = np.asarray(backend.run(arg))
@@ -193,9 +233,13 @@ def _worker_main() -> None:
                 value = backend.reproducer(*arg)
             else:
                 raise ValueError(f"unknown request {op!r}")
-            conn.send(("ok", value))
+            reply = ("ok", value)
         except BaseException as exc:  # noqa: BLE001 - any exception of the backend is the parent's to judge
-            conn.send(("raised", *_exception_reply(exc)))
+            reply = ("raised", *_exception_reply(exc))
+        # A user's function may start processes and forget them (also in a session of their own): ended after
+        # each call, and counted, so that a run of thousands of calls does not leave thousands behind.
+        left = processes.end_descendants() if end_children else 0
+        conn.send((reply, left))
 
 
 # --------------------------------------------------------------------------------------------- parent
@@ -229,8 +273,9 @@ def _frames(log_path: str) -> tuple[str, list[str]]:
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(OSError):
-        proc.kill()
+    """Kill the worker with its process group and every process below it (crosscheck.processes.kill_tree)."""
+    if proc.poll() is None:
+        processes.kill_tree(proc.pid)
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(_CLOSE_GRACE_S)
 
@@ -238,17 +283,26 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
 class _Worker:
     """One worker process and its pipe."""
 
-    def __init__(self, factory_bytes: bytes, label: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, factory_bytes: bytes, label: str, env: dict[str, str] | None = None, end_children: bool = False
+    ) -> None:
         fd, self.log_path = tempfile.mkstemp(prefix="crosscheck-worker-", suffix=".log")
         os.close(fd)
         parent, child = Pipe(duplex=True)
         self.conn = parent
+        # The kernel's parent-death signal fires when the *thread* that started the worker ends: only a worker
+        # started by the main thread may ask for it (those of select_backends' loading threads rely on the
+        # worker's watch of its parent instead).
+        main_thread = threading.current_thread() is threading.main_thread()
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-c", _BOOT, str(child.fileno())],
+                [sys.executable, "-c", _BOOT, str(child.fileno()), str(os.getpid()), str(int(main_thread))],
                 pass_fds=(child.fileno(),),
                 stdin=subprocess.DEVNULL,
                 close_fds=True,
+                # A process group of its own: ended as one, and out of reach of the terminal's Ctrl-C, which
+                # is the parent's to handle.
+                start_new_session=True,
                 # ISA caps must be in the environment before the framework loads: only a fresh process has that.
                 env={**os.environ, **env} if env else None,
             )
@@ -258,24 +312,29 @@ class _Worker:
         self._close_requested = False
         # A worker that died at once (a broken interpreter) is reported by the first call as a crash.
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            self.conn.send((list(sys.path), factory_bytes, self.log_path))
+            self.conn.send((list(sys.path), factory_bytes, self.log_path, {"end_children": end_children}))
         # A worker left running by a parent that dies or forgets to close it is killed at exit.
         self._finalizer = weakref.finalize(self, _cleanup, self.proc, self.conn, self.log_path)
 
     def call(self, request: tuple[str, Any] | None, timeout: float | None, doing: str) -> Any:
         """Send `request` (None: only wait, for the worker's first message) and return the answer."""
         try:
-            if request is not None:
-                self.conn.send(request)
-            ready = self.conn.poll(timeout)
-        except (BrokenPipeError, ConnectionResetError, EOFError):
-            raise self._crashed(doing) from None
-        if not ready:
-            raise self._hung(timeout, doing)
-        try:
-            return self.conn.recv()
-        except (EOFError, ConnectionResetError, OSError):
-            raise self._crashed(doing) from None
+            try:
+                if request is not None:
+                    self.conn.send(request)
+                ready = self.conn.poll(timeout)
+            except (BrokenPipeError, ConnectionResetError, EOFError):
+                raise self._crashed(doing) from None
+            if not ready:
+                raise self._hung(timeout, doing)
+            try:
+                return self.conn.recv()
+            except (EOFError, ConnectionResetError, OSError):
+                raise self._crashed(doing) from None
+        except KeyboardInterrupt:
+            # Its answer would arrive as the answer to the next request: a worker interrupted mid-call is ended.
+            self.close(graceful=False)
+            raise
 
     def _crashed(self, doing: str) -> WorkerDied:
         try:
@@ -355,6 +414,7 @@ class IsolatedBackend(Backend):
         load_timeout: float | None = None,
         reproducer: Callable[[str, ConvProblem], str] | None = None,
         env: dict[str, str] | None = None,
+        end_children: bool = False,
     ) -> None:
         # Backend.__init__ is not called: the worker's own backend checked its device.
         self.name = name
@@ -364,6 +424,9 @@ class IsolatedBackend(Backend):
         # Loading may take longer than a call (TensorFlow imports and probes itself for seconds).
         self.load_timeout = timeout if load_timeout is None else load_timeout
         self.allow_restart = True
+        # A user's function: whatever processes it starts are ended after each call, and counted here.
+        self.end_children = end_children
+        self.children_left = 0
         self.starts = 0
         self.deaths: list[dict[str, str]] = []  # {"kind", "message"} of each crash or hang
         try:
@@ -392,7 +455,7 @@ class IsolatedBackend(Backend):
 
     def _start(self) -> dict[str, Any]:
         self.starts += 1
-        worker = _Worker(self._factory_bytes, self.name, self.env)
+        worker = _Worker(self._factory_bytes, self.name, self.env, self.end_children)
         try:
             reply = worker.call(None, self.load_timeout, "loading the backend")
         except WorkerDied as exc:
@@ -419,11 +482,12 @@ class IsolatedBackend(Backend):
             worker = self._worker
             assert worker is not None
         try:
-            reply = worker.call((op, arg), self.timeout, doing)
+            reply, left = worker.call((op, arg), self.timeout, doing)
         except WorkerDied as exc:
             self._worker = None
             self.deaths.append({"kind": exc.kind, "message": str(exc)})
             raise
+        self.children_left += left
         if reply[0] == "raised":
             raise _remote_exception(*reply[2:])
         return reply[1]
@@ -505,6 +569,8 @@ class IsolatedBackend(Backend):
             "starts": self.starts,
             "crashes": sum(d["kind"] == "crash" for d in self.deaths),
             "hangs": sum(d["kind"] == "hang" for d in self.deaths),
+            # Processes the backend started and left running after a call, which crosscheck ended.
+            "children_left": self.children_left,
         }
         return out
 
