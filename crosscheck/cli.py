@@ -354,9 +354,11 @@ def findings_summary(record: dict[str, Any]) -> str:
 def cmd_run(args: argparse.Namespace) -> int:
     from crosscheck.profiles import default_profile
     from crosscheck.progress import LiveProgress, use_colour
-    from crosscheck.session import RunOptions, run_levels, select_properties
+    from crosscheck.session import RunOptions, check_isolation, run_levels, select_properties
 
     select_properties(args.properties)  # bad usage is reported before any framework is imported
+    for level in args.isa:
+        check_isolation(level, not args.no_isolation)
     path, html = args.out / "crosscheck.json", args.out / "crosscheck.html"
     prepare_outputs([path, html])  # an unwritable --out is refused now, not after the whole run
     options = RunOptions(

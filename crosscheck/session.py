@@ -204,8 +204,7 @@ def run(options: RunOptions, progress: Progress | None = None) -> dict[str, Any]
         # Load only the backends this shard has work for: importing a framework costs seconds.
         units = set(plan(wanted_backends(options.backends), props, options.pairwise).assigned(options.shard))
         needed = None if PAIRWISE in units else {b for b, _ in units}
-    if options.isa != NATIVE and not options.isolation:
-        raise CrosscheckError("--isa: a capped level runs the frameworks in worker processes; drop --no-isolation")
+    check_isolation(options.isa, options.isolation)
     backends, missing = select_backends(
         options.backends,
         options.device,
@@ -220,6 +219,11 @@ def run(options: RunOptions, progress: Progress | None = None) -> dict[str, Any]
         return run_backends(kept, missing, props, options, progress, results=refused, units=units)
 
     return closing(backends, record)
+
+
+def check_isolation(isa: str, isolation: bool) -> None:
+    if isa != NATIVE and not isolation:
+        raise CrosscheckError("--isa: a capped level runs the frameworks in worker processes; drop --no-isolation")
 
 
 NO_SWITCH = (
