@@ -442,17 +442,33 @@ def cmd_verify(args: argparse.Namespace) -> int:
     finally:
         progress.close()
     print(format_verification(v))
-    left = sum(int((b.get("isolation") or {}).get("children_left") or 0) for b in v.record["backends"])
-    if left:
-        print(
-            f"\nnote: the function left {left} process{'es' if left > 1 else ''} running after its calls; "
-            "crosscheck ended them"
-        )
+    _print_target_notes(v.record, failed=v.status in ("failed", "unsupported"))  # a crash or hang quotes it
     if path is not None:
         html = path.with_suffix(".html")
         _write_outputs(v.record, html, str(path), record_path=path)
         print(f"\nrecord: {path}\nreport: {html}")
     return signals.exit_code() if signals.received() else v.exit_code
+
+
+def _print_target_notes(record: dict[str, Any], failed: bool) -> None:
+    """What the function did besides answering: processes it left running, what it printed (captured)."""
+    from crosscheck.isolation import output_note
+
+    for b in record["backends"]:
+        iso = b.get("isolation") or {}
+        left = int(iso.get("children_left") or 0)
+        if left:
+            many = "es" if left > 1 else ""
+            print(f"\nnote: the function left {left} process{many} running after its calls; crosscheck ended them")
+        printed = int(iso.get("output_bytes") or 0)
+        last = iso.get("last_output") or {}
+        if failed and last.get("bytes"):
+            note = output_note(int(last["bytes"]), str(last.get("tail") or ""))
+            print(
+                f"\nthe function's output in its last call that printed (the failing example is replayed last):{note}"
+            )
+        elif printed:
+            print(f"\nnote: the function printed {printed} bytes in all (captured, not shown)")
 
 
 def prepare_outputs(outputs: list[Path], inputs: Sequence[Path] = ()) -> None:

@@ -298,7 +298,11 @@ def verify(
     if isolate:
         reproducer = functools.partial(target_reproducer, importable)
         try:
-            backends.append(IsolatedBackend(factory, name, timeout=timeout, reproducer=reproducer, end_children=True))
+            backends.append(
+                IsolatedBackend(
+                    factory, name, timeout=timeout, reproducer=reproducer, end_children=True, capture_output=True
+                )
+            )
         except WorkerDied as exc:
             known.append(_death_result(name, exc))
             missing.append({"name": name, "available": False, "reason": str(exc).splitlines()[0]})
