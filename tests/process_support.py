@@ -49,6 +49,12 @@ def marked(mark: str) -> list[int]:
     return found
 
 
+def ps_left(mark: str) -> list[str]:
+    """`ps` lines of running processes whose command line or environment holds `mark`."""
+    out = subprocess.run(["ps", "-e", "e", "-ww", "-o", "pid=,stat=,args="], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if mark in line and not line.split()[1].startswith("Z")]
+
+
 def wait_for(condition: Callable[[], bool], timeout: float, poll: float = 0.05) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -64,8 +70,10 @@ class Crosscheck:
 
     def __init__(self, args: list[str], mark: str = "", cwd: Path | None = None) -> None:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS), os.environ.get("PYTHONPATH", "")])}
-        if mark:
-            env["CROSSCHECK_TEST_MARKER"] = mark
+        # In the environment of crosscheck, its workers and what they start: `ps e` finds them all, even
+        # re-parented, and only them (other test runs on the machine carry other marks).
+        self.mark = mark or marker()
+        env["CROSSCHECK_TEST_MARKER"] = self.mark
         env.pop("CI", None)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "crosscheck", *args],

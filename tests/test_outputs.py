@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from process_support import Crosscheck
 from report_support import passing_record
 
 from crosscheck import outputs
@@ -217,4 +218,21 @@ def test_concurrent_writers_never_tear_or_mix_a_pair(tmp_path: Path) -> None:
     html = (tmp_path / "crosscheck.html").read_text()
     # Both files of the last writer: never the JSON of one run and the HTML of the other.
     assert html.startswith(f"<!-- {final['tag']} {rounds - 1} -->")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["crosscheck.html", "crosscheck.json"]
+
+
+def test_two_runs_racing_for_one_folder_both_finish_and_leave_one_pair(tmp_path: Path) -> None:
+    seeds = (11, 22)
+    base = ["run", "--backends", "numpy", "--max-examples", "5", "--no-pairwise", "--out", str(tmp_path)]
+    runs = [Crosscheck([*base, "--seed", str(s)]) for s in seeds]
+    try:
+        results = [r.finish(timeout=300) for r in runs]
+    finally:
+        for r in runs:
+            r.kill()
+    assert [code for code, _, _ in results] == [0, 0], results
+    assert all(" passed, 0 failed" in out for _, out, _ in results)  # neither lost its summary
+    record = load(tmp_path / "crosscheck.json")
+    assert record["run"]["seed"] in seeds
+    assert f"seed <b>{record['run']['seed']}</b>" in (tmp_path / "crosscheck.html").read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["crosscheck.html", "crosscheck.json"]
