@@ -117,6 +117,10 @@ def _reap(pids: list[int]) -> None:
 def kill_tree(pid: int) -> None:
     """SIGKILL process `pid`, its process group (when it leads one) and every process below it. The tree is
     frozen (SIGSTOP) first, so that none of it can start a process that the kill would miss."""
+    if not hasattr(signal, "SIGSTOP"):  # Windows: no process groups nor signals to freeze with
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGTERM)
+        return
     frozen: set[int] = set()
     todo = [pid]
     for _ in range(_ROUNDS):

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from report_support import passing_record
+from report_support import one_line_error, passing_record
 
 from crosscheck import record as rec
 from crosscheck.cli import main
@@ -21,13 +21,6 @@ def record_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("rec") / "crosscheck.json"
     rec.write(passing_record(), path)
     return path
-
-
-def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1, err
-    assert "Traceback" not in err
-    return err
 
 
 @pytest.mark.parametrize("levels", [rec.MAX_DEPTH + 1, 500, 100_000])
@@ -44,7 +37,7 @@ def test_a_deeply_nested_record_is_refused_in_one_line(
     bad.write_text(text)
     args = ["report", "render", str(bad)] if command == "render" else ["report", "merge", str(bad), str(record_file)]
     assert main([*args, "-o", str(tmp_path / "x.html")]) == 2
-    assert f"nested deeper than {rec.MAX_DEPTH} levels" in _one_line_error(capsys)
+    assert f"nested deeper than {rec.MAX_DEPTH} levels" in one_line_error(capsys)
     assert not (tmp_path / "x.html").exists()
 
 
@@ -63,7 +56,7 @@ def test_an_oversized_record_is_refused_without_reading_it_all(
     big = tmp_path / "big.json"
     big.write_text(" " * 5000 + "{}")
     assert main(["report", "render", str(big), "-o", str(tmp_path / "x.html")]) == 2
-    assert "larger than a record may be" in _one_line_error(capsys)
+    assert "larger than a record may be" in one_line_error(capsys)
 
 
 def test_an_unsharded_record_merged_twice_is_refused(
@@ -72,7 +65,7 @@ def test_an_unsharded_record_merged_twice_is_refused(
     copy = tmp_path / "copy.json"
     copy.write_bytes(record_file.read_bytes())
     assert main(["report", "merge", str(record_file), str(copy), "-o", str(tmp_path / "m.html")]) == 2
-    assert f"{copy}: the same run as {record_file}" in _one_line_error(capsys)
+    assert f"{copy}: the same run as {record_file}" in one_line_error(capsys)
     assert not (tmp_path / "m.html").exists()
     # Two different runs still merge.
     other = tmp_path / "other.json"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from process_support import Crosscheck
-from report_support import passing_record
+from report_support import one_line_error, passing_record
 
 from crosscheck import outputs
 from crosscheck.cli import main
@@ -27,13 +27,6 @@ def record_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("rec") / "crosscheck.json"
     write(passing_record(), path)
     return path
-
-
-def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1, err
-    assert "Traceback" not in err
-    return err
 
 
 def _copy(src: Path, dst: Path) -> Path:
@@ -51,15 +44,15 @@ def test_render_refuses_to_overwrite_its_record(
     rec = _copy(record_file, tmp_path / "x.json")
     before = rec.read_bytes()
     assert main(["report", "render", str(rec), "-o", str(rec)]) == 2
-    assert "is the input" in _one_line_error(capsys)
+    assert "is the input" in one_line_error(capsys)
     # The default output of a record named .html is the record itself: refused too.
     html_named = _copy(record_file, tmp_path / "y.html")
     assert main(["report", "render", str(html_named)]) == 2
-    assert "is the input" in _one_line_error(capsys)
+    assert "is the input" in one_line_error(capsys)
     # Through another spelling of the same file (a symbolic link).
     (tmp_path / "link.json").symlink_to(rec)
     assert main(["report", "render", str(rec), "-o", str(tmp_path / "link.json")]) == 2
-    assert "is the input" in _one_line_error(capsys)
+    assert "is the input" in one_line_error(capsys)
     assert rec.read_bytes() == before and html_named.read_bytes() == before
     assert _leftovers(tmp_path) == []
 
@@ -74,7 +67,7 @@ def test_merge_refuses_to_overwrite_an_input(
     before = a.read_bytes()
     other = ["--json", str(tmp_path / "m.json")] if flag == "-o" else ["-o", str(tmp_path / "m.html")]
     assert main(["report", "merge", str(a), str(b), flag, str(a), *other]) == 2
-    assert f"{a}: this output is the input {a}" in _one_line_error(capsys)
+    assert f"{a}: this output is the input {a}" in one_line_error(capsys)
     assert a.read_bytes() == before
     assert not (tmp_path / "m.json").exists() and not (tmp_path / "m.html").exists()
 
@@ -84,7 +77,7 @@ def test_merge_refuses_the_same_file_for_json_and_html(
 ) -> None:
     out = tmp_path / "m.html"
     assert main(["report", "merge", str(record_file), "-o", str(out), "--json", str(out)]) == 2
-    assert "two different outputs" in _one_line_error(capsys)
+    assert "two different outputs" in one_line_error(capsys)
 
 
 def _blocked_out(tmp_path: Path, case: str) -> tuple[Path, str]:
@@ -113,7 +106,7 @@ def test_run_refuses_an_unwritable_out_before_running(
     t0 = time.monotonic()
     code = main(["run", "--backends", "numpy", "--max-examples", "100000", "--out", str(out)])
     assert code == 2
-    err = _one_line_error(capsys)
+    err = one_line_error(capsys)
     assert words in err
     assert time.monotonic() - t0 < 30  # refused up front, not after 100000 examples
     assert capsys.readouterr().out == ""  # no summary: nothing ran
@@ -132,7 +125,7 @@ def test_verify_refuses_an_unwritable_report_before_running(tmp_path: Path, caps
         ["verify", f"{HERE / 'verify_targets' / 'flipped.py'}:conv", "--report", str(tmp_path / "f" / "r.json")]
     )
     assert code == 2
-    assert "is not a folder" in _one_line_error(capsys)
+    assert "is not a folder" in one_line_error(capsys)
     assert capsys.readouterr().out == ""
 
 
@@ -172,7 +165,7 @@ def test_a_failed_write_is_one_line_and_keeps_the_old_pair(
 
     monkeypatch.setattr(os, "replace", full)
     assert main(["report", "render", str(record_file), "-o", str(out)]) == 2
-    assert "No space left on device" in _one_line_error(capsys)
+    assert "No space left on device" in one_line_error(capsys)
     assert out.read_bytes() == before and _leftovers(tmp_path) == []
 
 
