@@ -125,3 +125,13 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
+
+
+@nox.session(python=["3.11"], tags=["soak"], default=False)
+def soak(session: nox.Session) -> None:
+    """The faults of issue 17 repeated (signals to the process group, killed parents, processes a target leaves,
+    two runs racing for one folder, damaged records), with orphans counted from `ps`: `nox -s soak -- ROUNDS`.
+    Appends each session's counts to reports/soak.jsonl. Not in `nox`'s default sessions nor in plain pytest."""
+    _install(session, "")
+    rounds = session.posargs[0] if session.posargs else "1"
+    session.run("pytest", "-q", "--soak", "tests/test_soak.py", env={"CROSSCHECK_SOAK_ROUNDS": rounds})

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from crosscheck import signals
 from crosscheck.errors import CrosscheckError
 from crosscheck.record import FAILING_OUTCOMES, FINDING_OUTCOMES
 
@@ -359,12 +360,15 @@ def findings_summary(record: dict[str, Any]) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from crosscheck import record as rec
     from crosscheck.profiles import default_profile
     from crosscheck.progress import LiveProgress, use_colour
-    from crosscheck.session import RunOptions, run_levels, select_properties
+    from crosscheck.session import RunOptions, check_isolation, run_levels, select_properties
 
     select_properties(args.properties)  # bad usage is reported before any framework is imported
+    for level in args.isa:
+        check_isolation(level, not args.no_isolation)
+    path, html = args.out / "crosscheck.json", args.out / "crosscheck.html"
+    prepare_outputs([path, html])  # an unwritable --out is refused now, not after the whole run
     options = RunOptions(
         backends=args.backends,
         properties=args.properties,
@@ -390,15 +394,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         # Only before the first check started (importing frameworks): there is nothing to keep.
         progress.close()
         print("interrupted before any check finished: nothing written", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return signals.exit_code()
     progress.close()
-    path = args.out / "crosscheck.json"
-    try:
-        rec.write(record, path)
-    except OSError as exc:
-        raise CrosscheckError(f"{path}: cannot write the record: {exc.strerror or exc}") from None
-    html = args.out / "crosscheck.html"
-    _write_html(record, html, str(path))
+    _write_outputs(record, html, str(path), record_path=path)
     print(summary_table(record, colour=use_colour(sys.stdout)))
     print(findings_summary(record))
     for r in record["results"]:
@@ -414,9 +412,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"shard {args.shard} of plan {record['run']['shard_plan']}: "
             f"merge all {args.shard.count} records with 'crosscheck report merge'"
         )
-    if record["run"]["interrupted"]:
+    if record["run"]["interrupted"] or signals.received():
         print("interrupted: the record and the report hold what finished", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return signals.exit_code()
     bad = record["summary"]["failed"] + record["summary"]["error"]
     return EXIT_MISMATCH if bad else EXIT_OK
 
@@ -424,10 +422,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from hypothesis.reporting import with_reporter
 
-    from crosscheck import record as rec
     from crosscheck.progress import LiveProgress
     from crosscheck.verify import format_verification, verify
 
+    path = None
+    if args.report:
+        # --report x.html still gets its JSON record (beside it, as x.json), never overwritten by the HTML.
+        path = args.report.with_suffix(".json") if args.report.suffix == ".html" else args.report
+        # Checked before the run: an unwritable --report must not turn a verdict into a usage error afterwards.
+        prepare_outputs([path, path.with_suffix(".html")])
     progress = LiveProgress()
     try:
         with with_reporter(progress.note):
@@ -444,41 +447,74 @@ def cmd_verify(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         # Only while the target was loading: no check has started, there is nothing to keep.
         print("interrupted before any check finished: nothing written", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return signals.exit_code()
     finally:
         progress.close()
     print(format_verification(v))
-    if args.report:
-        # --report x.html still gets its JSON record (beside it, as x.json), never overwritten by the HTML.
-        path = args.report.with_suffix(".json") if args.report.suffix == ".html" else args.report
-        try:
-            rec.write(v.record, path)
-        except OSError as exc:
-            raise CrosscheckError(f"{path}: cannot write the record: {exc.strerror or exc}") from None
+    _print_target_notes(v.record, failed=v.status in ("failed", "unsupported"))  # a crash or hang quotes it
+    if path is not None:
         html = path.with_suffix(".html")
-        _write_html(v.record, html, str(path))
+        _write_outputs(v.record, html, str(path), record_path=path)
         print(f"\nrecord: {path}\nreport: {html}")
-    return v.exit_code
+    return signals.exit_code() if signals.received() else v.exit_code
 
 
-def _write_html(record: dict[str, Any], out: Path, source: str) -> None:
-    from crosscheck.report.render import write_report
+def _print_target_notes(record: dict[str, Any], failed: bool) -> None:
+    """What the function did besides answering: processes it left running, what it printed (captured)."""
+    from crosscheck.isolation import output_note
 
+    for b in record["backends"]:
+        iso = b.get("isolation") or {}
+        left = int(iso.get("children_left") or 0)
+        if left:
+            many = "es" if left > 1 else ""
+            print(f"\nnote: the function left {left} process{many} running after its calls; crosscheck ended them")
+        printed = int(iso.get("output_bytes") or 0)
+        last = iso.get("last_output") or {}
+        if failed and last.get("bytes"):
+            note = output_note(int(last["bytes"]), str(last.get("tail") or ""))
+            print(
+                f"\nthe function's output in its last call that printed (the failing example is replayed last):{note}"
+            )
+        elif printed:
+            print(f"\nnote: the function printed {printed} bytes in all (captured, not shown)")
+
+
+def prepare_outputs(outputs: list[Path], inputs: Sequence[Path] = ()) -> None:
+    from crosscheck.outputs import prepare
+
+    prepare(outputs, inputs)
+
+
+def _write_outputs(record: dict[str, Any], html: Path, source: str, record_path: Path | None = None) -> None:
+    """The HTML report of `record` (and the record itself, at `record_path`), written as one unit
+    (crosscheck.outputs.write_together): a concurrent run writing the same files leaves one run's pair."""
+    from crosscheck import record as rec
+    from crosscheck.outputs import write_together
+    from crosscheck.report.render import render_html
+
+    files = {} if record_path is None else {record_path: rec.dumps(record, str(record_path))}
+    damaged = None
     try:
-        write_report(record, out)
-    except OSError as exc:
-        raise CrosscheckError(f"{out}: cannot write the report: {exc.strerror or exc}") from None
+        files[html] = render_html(record)
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
         # The schema does not pin every nested value; a record damaged inside one is refused, not a traceback.
-        raise CrosscheckError(f"{source}: damaged record, cannot render it ({type(exc).__name__}: {exc})") from None
+        damaged = CrosscheckError(f"{source}: damaged record, cannot render it ({type(exc).__name__}: {exc})")
+    try:
+        write_together(files)  # the record, if any, is kept even when the report cannot be rendered
+    except OSError as exc:
+        raise CrosscheckError(f"{exc.filename or html}: cannot write: {exc.strerror or exc}") from None
+    if damaged is not None:
+        raise damaged
 
 
 def cmd_report_render(args: argparse.Namespace) -> int:
     from crosscheck import record as rec
 
-    record = rec.load(args.record)
     out = args.output or args.record.with_suffix(".html")
-    _write_html(record, out, str(args.record))
+    prepare_outputs([out], inputs=[args.record])
+    record = rec.load(args.record)
+    _write_outputs(record, out, str(args.record))
     print(f"report: {out}")
     return EXIT_OK
 
@@ -493,11 +529,10 @@ def cmd_report_merge(args: argparse.Namespace) -> int:
         if p.resolve() in seen:
             raise CrosscheckError(f"{p}: given twice; each shard must be merged once")
         seen.add(p.resolve())
+    prepare_outputs([args.output, *([args.json] if args.json else [])], inputs=paths)
     records = [rec.load(p) for p in paths]
     merged = merge_records(records, [str(p) for p in paths])
-    if args.json:
-        rec.write(merged, args.json)
-    _write_html(merged, args.output, ", ".join(map(str, paths)))
+    _write_outputs(merged, args.output, ", ".join(map(str, paths)), record_path=args.json)
     print(f"merged {len(records)} records: {merged['summary']}\nreport: {args.output}")
     for g in merged["sharding"]:
         if g["complete"]:
@@ -562,11 +597,17 @@ def _describe_backend(b: Backend) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        return int(args.func(args))
-    except CrosscheckError as exc:
-        print(f"crosscheck: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    # SIGTERM and SIGHUP stop a command as Ctrl-C does, and a second signal cannot cut short the writing of
+    # what the first one kept (crosscheck.signals).
+    with signals.Interrupts():
+        try:
+            return int(args.func(args))
+        except CrosscheckError as exc:
+            print(f"crosscheck: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        except KeyboardInterrupt:
+            print("crosscheck: interrupted", file=sys.stderr)
+            return signals.exit_code()
 
 
 if __name__ == "__main__":

@@ -21,14 +21,17 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import ctypes
 import faulthandler
 import functools
 import os
 import pickle
+import select
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import weakref
@@ -39,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from crosscheck import processes
 from crosscheck.backends.base import Backend, BackendUnavailable, Capabilities, PrecisionMode
 from crosscheck.errors import CrosscheckError
 from crosscheck.hardware import caps_in_effect
@@ -51,6 +55,8 @@ MIN_LOAD_TIMEOUT_S = 120.0  # for frameworks: importing and probing TensorFlow t
 _CLOSE_GRACE_S = 2.0
 _DUMP_WAIT_S = 0.3  # time for faulthandler to write a hung worker's stack before it is killed
 _FRAMES = 3  # innermost frames quoted in a crash or hang message
+_PARENT_POLL_S = 0.5  # how often a worker checks that its parent is still there
+OUTPUT_TAIL = 4096  # bytes of a user function's output kept per call (the last ones: an error comes last)
 
 _BOOT = "from crosscheck.isolation import _worker_main; _worker_main()"
 _SPACES = ("gradients", "transposed")  # Capabilities fields that are Capabilities of their own
@@ -143,14 +149,64 @@ def _describe(backend: Backend) -> dict[str, Any]:
     }
 
 
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    with contextlib.suppress(Exception):  # C code's stdio buffers too (printf)
+        _libc().fflush(None)
+
+
+@functools.cache
+def _libc() -> Any:
+    return ctypes.CDLL(None)
+
+
+def _end_and_exit(code: int) -> None:
+    """End everything this worker started, then the worker itself, without a traceback."""
+    processes.end_descendants()
+    _flush()
+    os._exit(code)
+
+
+def _on_term(signum: int, frame: Any) -> None:
+    _end_and_exit(128 + signum)
+
+
+def _watch_parent(parent: int) -> None:
+    # PR_SET_PDEATHSIG's fallback (another OS, or a parent thread that ended but not the parent): while the
+    # main thread is busy in a call, a parent that went away is seen here.
+    while os.getppid() == parent:
+        time.sleep(_PARENT_POLL_S)
+    _end_and_exit(128 + signal.SIGTERM)
+
+
 def _worker_main() -> None:
-    """Entry point of the worker process; its pipe's file descriptor is the only argument."""
+    """Entry point of the worker process; the arguments are its pipe's file descriptor, its parent's pid, and
+    whether the parent's main thread started it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    parent = int(sys.argv[2])
+    # SIGTERM (from the parent, or from the kernel when the parent dies) ends what the worker started too.
+    signal.signal(signal.SIGTERM, _on_term)
+    if sys.argv[3] == "1":
+        processes.signal_on_parent_death(signal.SIGTERM)
+    if os.getppid() != parent:  # the parent died before the request above: no signal will come
+        _end_and_exit(128 + signal.SIGTERM)
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="crosscheck-parent-watch").start()
+    processes.become_subreaper()  # orphans below the worker become its children: found and ended
     conn = Connection(int(sys.argv[1]))
     try:
-        sys_path, factory_bytes, log_path = conn.recv()
-    except EOFError:
+        sys_path, factory_bytes, log_path, options = conn.recv()
+    except (EOFError, OSError):
         return
+    try:
+        _serve(conn, sys_path, factory_bytes, log_path, bool(options.get("end_children")))
+    except (EOFError, OSError):  # the parent went away (its end of the pipe closed) while we answered
+        pass
+    _end_and_exit(0)
+
+
+def _serve(conn: Connection, sys_path: list[str], factory_bytes: bytes, log_path: str, end_children: bool) -> None:
     sys.path[:] = sys_path
     log = open(log_path, "w", encoding="utf-8")
     faulthandler.enable(file=log, all_threads=True)
@@ -165,12 +221,10 @@ def _worker_main() -> None:
         return
     caps = backend.capabilities()
     while True:
-        try:
-            op, arg = conn.recv()
-        except EOFError:
-            return
+        op, arg = conn.recv()
         if op == "close":
             return
+        reply: tuple[Any, ...]
         try:
             if op == "run":
                 value: Any = np.asarray(backend.run(arg))
@@ -193,9 +247,14 @@ def _worker_main() -> None:
                 value = backend.reproducer(*arg)
             else:
                 raise ValueError(f"unknown request {op!r}")
-            conn.send(("ok", value))
+            reply = ("ok", value)
         except BaseException as exc:  # noqa: BLE001 - any exception of the backend is the parent's to judge
-            conn.send(("raised", *_exception_reply(exc)))
+            reply = ("raised", *_exception_reply(exc))
+        # A user's function may start processes and forget them (also in a session of their own): ended after
+        # each call, and counted, so that a run of thousands of calls does not leave thousands behind.
+        left = processes.end_descendants() if end_children else 0
+        _flush()  # what the call printed is in the pipe before its answer: the parent reads both in order
+        conn.send((reply, left))
 
 
 # --------------------------------------------------------------------------------------------- parent
@@ -229,26 +288,103 @@ def _frames(log_path: str) -> tuple[str, list[str]]:
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(OSError):
-        proc.kill()
+    """Kill the worker with its process group and every process below it (crosscheck.processes.kill_tree)."""
+    if proc.poll() is None:
+        processes.kill_tree(proc.pid)
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(_CLOSE_GRACE_S)
+
+
+def output_note(size: int, tail: str) -> str:
+    """`tail`, the end of `size` bytes a call printed, as lines to append to a message ("" if none)."""
+    if not size:
+        return ""
+    shown = f"the last {len(tail.encode())} of {size} bytes" if size > len(tail.encode()) else f"{size} bytes"
+    return f"\n  its output ({shown}):\n" + "\n".join(f"    | {line}" for line in tail.splitlines())
+
+
+class _Output:
+    """A worker's stdout and stderr, read as they come (the worker never blocks on a full pipe, and a flood of
+    output never reaches the terminal), keeping only the last OUTPUT_TAIL bytes of each call's."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self._fd = stream.fileno()
+        self._lock = threading.Lock()
+        self._tail = bytearray()
+        self._size = 0
+        self._closed = False
+        self._stopping = False
+        threading.Thread(target=self._read, daemon=True, name="crosscheck-worker-output").start()
+
+    def _read(self) -> None:
+        try:
+            while not self._stopping:
+                ready, _, _ = select.select([self._fd], [], [], 0.1)
+                if not ready:
+                    continue
+                with self._lock:
+                    data = os.read(self._fd, 1 << 16)
+                    if not data:
+                        return
+                    self._size += len(data)
+                    self._tail += data
+                    del self._tail[:-OUTPUT_TAIL]
+        except (OSError, ValueError):
+            return
+        finally:
+            self._closed = True
+            # Closed by this thread only, once it is done with it: never under a select of its own.
+            with contextlib.suppress(OSError):
+                self._stream.close()
+
+    def take(self) -> tuple[int, str]:
+        """(bytes, their last OUTPUT_TAIL as text) written since the last take. The worker writes its output
+        before its answer: once the pipe is empty, everything the call printed has been counted."""
+        deadline = time.monotonic() + _CLOSE_GRACE_S
+        while True:
+            with self._lock:
+                drained = self._closed or not select.select([self._fd], [], [], 0)[0]
+                if drained or time.monotonic() > deadline:
+                    taken = (self._size, self._tail.decode("utf-8", errors="replace"))
+                    self._size, self._tail = 0, bytearray()
+                    return taken
+            time.sleep(0.002)
+
+    def stop(self) -> None:
+        self._stopping = True
 
 
 class _Worker:
     """One worker process and its pipe."""
 
-    def __init__(self, factory_bytes: bytes, label: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        factory_bytes: bytes,
+        label: str,
+        env: dict[str, str] | None = None,
+        end_children: bool = False,
+        capture_output: bool = False,
+    ) -> None:
         fd, self.log_path = tempfile.mkstemp(prefix="crosscheck-worker-", suffix=".log")
         os.close(fd)
         parent, child = Pipe(duplex=True)
         self.conn = parent
+        # The kernel's parent-death signal fires when the *thread* that started the worker ends: only a worker
+        # started by the main thread may ask for it (those of select_backends' loading threads rely on the
+        # worker's watch of its parent instead).
+        main_thread = threading.current_thread() is threading.main_thread()
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-c", _BOOT, str(child.fileno())],
+                [sys.executable, "-c", _BOOT, str(child.fileno()), str(os.getpid()), str(int(main_thread))],
                 pass_fds=(child.fileno(),),
                 stdin=subprocess.DEVNULL,
                 close_fds=True,
+                # A process group of its own: ended as one, and out of reach of the terminal's Ctrl-C, which
+                # is the parent's to handle.
+                start_new_session=True,
+                stdout=subprocess.PIPE if capture_output else None,
+                stderr=subprocess.STDOUT if capture_output else None,
                 # ISA caps must be in the environment before the framework loads: only a fresh process has that.
                 env={**os.environ, **env} if env else None,
             )
@@ -256,26 +392,39 @@ class _Worker:
             child.close()  # only the worker holds the other end now: its death closes the pipe
         self.label = label
         self._close_requested = False
+        self.output = _Output(self.proc.stdout) if self.proc.stdout is not None else None
+        self.last_output = (0, "")  # (bytes, their tail) the latest call printed
         # A worker that died at once (a broken interpreter) is reported by the first call as a crash.
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            self.conn.send((list(sys.path), factory_bytes, self.log_path))
+            self.conn.send((list(sys.path), factory_bytes, self.log_path, {"end_children": end_children}))
         # A worker left running by a parent that dies or forgets to close it is killed at exit.
-        self._finalizer = weakref.finalize(self, _cleanup, self.proc, self.conn, self.log_path)
+        self._finalizer = weakref.finalize(self, _cleanup, self.proc, self.conn, self.log_path, self.output)
 
     def call(self, request: tuple[str, Any] | None, timeout: float | None, doing: str) -> Any:
         """Send `request` (None: only wait, for the worker's first message) and return the answer."""
+        self.last_output = (0, "")
+        if self.output is not None:
+            self.output.take()  # what came before this call (between calls) is not this call's
         try:
-            if request is not None:
-                self.conn.send(request)
-            ready = self.conn.poll(timeout)
-        except (BrokenPipeError, ConnectionResetError, EOFError):
-            raise self._crashed(doing) from None
-        if not ready:
-            raise self._hung(timeout, doing)
-        try:
-            return self.conn.recv()
-        except (EOFError, ConnectionResetError, OSError):
-            raise self._crashed(doing) from None
+            try:
+                if request is not None:
+                    self.conn.send(request)
+                ready = self.conn.poll(timeout)
+            except (BrokenPipeError, ConnectionResetError, EOFError):
+                raise self._crashed(doing) from None
+            if not ready:
+                raise self._hung(timeout, doing)
+            try:
+                answer = self.conn.recv()
+            except (EOFError, ConnectionResetError, OSError):
+                raise self._crashed(doing) from None
+            if self.output is not None:
+                self.last_output = self.output.take()
+            return answer
+        except KeyboardInterrupt:
+            # Its answer would arrive as the answer to the next request: a worker interrupted mid-call is ended.
+            self.close(graceful=False)
+            raise
 
     def _crashed(self, doing: str) -> WorkerDied:
         try:
@@ -291,7 +440,7 @@ class _Worker:
         if frames:
             text += "\n  innermost frames: " + " <- ".join(frames)
         self.close(graceful=False)
-        return WorkerDied("crash", text)
+        return WorkerDied("crash", text + self._output_note())
 
     def _hung(self, timeout: float | None, doing: str) -> WorkerDied:
         if hasattr(signal, "SIGUSR1"):
@@ -304,7 +453,13 @@ class _Worker:
         if frames:
             text += "\n  it was at: " + " <- ".join(frames)
         self.close(graceful=False)
-        return WorkerDied("hang", text)
+        return WorkerDied("hang", text + self._output_note())
+
+    def _output_note(self) -> str:
+        if self.output is None:
+            return ""
+        self.last_output = self.output.take()
+        return output_note(*self.last_output)
 
     @property
     def alive(self) -> bool:
@@ -327,9 +482,11 @@ class _Worker:
         self._finalizer()
 
 
-def _cleanup(proc: subprocess.Popen[bytes], conn: Connection, log_path: str) -> None:
+def _cleanup(proc: subprocess.Popen[bytes], conn: Connection, log_path: str, output: _Output | None) -> None:
     if proc.poll() is None:
         _kill(proc)
+    if output is not None:
+        output.stop()
     with contextlib.suppress(OSError):
         conn.close()
     with contextlib.suppress(OSError):
@@ -355,6 +512,8 @@ class IsolatedBackend(Backend):
         load_timeout: float | None = None,
         reproducer: Callable[[str, ConvProblem], str] | None = None,
         env: dict[str, str] | None = None,
+        end_children: bool = False,
+        capture_output: bool = False,
     ) -> None:
         # Backend.__init__ is not called: the worker's own backend checked its device.
         self.name = name
@@ -364,6 +523,13 @@ class IsolatedBackend(Backend):
         # Loading may take longer than a call (TensorFlow imports and probes itself for seconds).
         self.load_timeout = timeout if load_timeout is None else load_timeout
         self.allow_restart = True
+        # A user's function: whatever processes it starts are ended after each call, and counted here.
+        self.end_children = end_children
+        self.children_left = 0
+        # A user's function: what it prints is kept (the end of each call's), not shown on the terminal.
+        self.capture_output = capture_output
+        self.output_bytes = 0
+        self.last_output = (0, "")  # (bytes, their tail) of the latest call that printed
         self.starts = 0
         self.deaths: list[dict[str, str]] = []  # {"kind", "message"} of each crash or hang
         try:
@@ -392,7 +558,7 @@ class IsolatedBackend(Backend):
 
     def _start(self) -> dict[str, Any]:
         self.starts += 1
-        worker = _Worker(self._factory_bytes, self.name, self.env)
+        worker = _Worker(self._factory_bytes, self.name, self.env, self.end_children, self.capture_output)
         try:
             reply = worker.call(None, self.load_timeout, "loading the backend")
         except WorkerDied as exc:
@@ -419,11 +585,16 @@ class IsolatedBackend(Backend):
             worker = self._worker
             assert worker is not None
         try:
-            reply = worker.call((op, arg), self.timeout, doing)
+            reply, left = worker.call((op, arg), self.timeout, doing)
         except WorkerDied as exc:
             self._worker = None
             self.deaths.append({"kind": exc.kind, "message": str(exc)})
             raise
+        finally:
+            if worker.last_output[0]:  # kept until a later call prints: a snippet's call prints nothing
+                self.last_output = worker.last_output
+                self.output_bytes += worker.last_output[0]
+        self.children_left += left
         if reply[0] == "raised":
             raise _remote_exception(*reply[2:])
         return reply[1]
@@ -499,12 +670,21 @@ class IsolatedBackend(Backend):
     def describe(self) -> dict[str, Any]:
         out = super().describe()
         out["name"] = self.name
+        last = self.last_output
         out["isolation"] = {
             "worker": "subprocess",
             "timeout_s": self.timeout,
             "starts": self.starts,
             "crashes": sum(d["kind"] == "crash" for d in self.deaths),
             "hangs": sum(d["kind"] == "hang" for d in self.deaths),
+            # Processes the backend started and left running after a call, which crosscheck ended.
+            "children_left": self.children_left,
+            # Bytes its calls printed (captured: not shown on the terminal), and the end of the latest call's.
+            **(
+                {"output_bytes": self.output_bytes, "last_output": {"bytes": last[0], "tail": last[1]}}
+                if self.capture_output
+                else {}
+            ),
         }
         return out
 

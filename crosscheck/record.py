@@ -8,8 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from crosscheck.errors import CrosscheckError
+from crosscheck.outputs import write_atomic
 
 SCHEMA_VERSION = 1
+# Limits of a record read back: a real one nests about 10 levels and weighs a few MB (every ISA level of every
+# backend: 1.4 MB). Beyond them, rendering or merging would exhaust the recursion limit or the memory.
+MAX_DEPTH = 64
+MAX_RECORD_BYTES = 256 * 2**20
 
 # What a replayed known finding showed in a run (crosscheck.findings); the first three fail the run.
 FINDING_OUTCOMES = (
@@ -196,28 +201,57 @@ def summarize(results: list[dict[str, Any]], pairwise: dict[str, Any] | None = N
     return out
 
 
+def dumps(record: dict[str, Any], source: str = "record") -> str:
+    """The record's JSON text, validated first."""
+    validate(record, source)
+    return json.dumps(_finite(record), indent=1, allow_nan=False, default=_jsonable) + "\n"
+
+
 def write(record: dict[str, Any], path: Path) -> None:
-    validate(record, str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    text = json.dumps(_finite(record), indent=1, allow_nan=False, default=_jsonable)
-    tmp.write_text(text + "\n", encoding="utf-8")
-    tmp.replace(path)
+    """Validate and write `record` to `path`, atomically (crosscheck.outputs.write_atomic). Raises OSError."""
+    write_atomic(path, dumps(record, str(path)))
 
 
 def load(path: Path) -> dict[str, Any]:
+    """The record at `path`, validated; CrosscheckError (one line) for one that is unreadable, damaged, larger
+    than MAX_RECORD_BYTES or nested deeper than MAX_DEPTH."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as f:
+            data = f.read(MAX_RECORD_BYTES + 1)  # bounded: a FIFO or /dev/zero has no size to check first
+        text = data.decode("utf-8")
     except OSError as exc:
         raise CrosscheckError(f"{path}: cannot read: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise CrosscheckError(f"{path}: damaged record (not UTF-8 text)") from None
+    if len(data) > MAX_RECORD_BYTES:
+        raise CrosscheckError(f"{path}: larger than a record may be ({MAX_RECORD_BYTES // 2**20} MiB); not read")
     try:
         record = json.loads(text)
     except json.JSONDecodeError as exc:
         raise CrosscheckError(f"{path}: damaged record (not JSON: {exc.msg} at line {exc.lineno})") from None
+    except RecursionError:
+        record = _TOO_DEEP
+    if record is _TOO_DEEP or _deeper_than(record, MAX_DEPTH):
+        raise CrosscheckError(f"{path}: damaged record (nested deeper than {MAX_DEPTH} levels)")
     validate(record, str(path))
     return dict(record)
+
+
+_TOO_DEEP = object()
+
+
+def _deeper_than(obj: Any, limit: int) -> bool:
+    """Whether `obj` nests lists and objects more than `limit` levels deep (iteratively: no recursion limit)."""
+    stack = [(obj, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _finite(obj: Any) -> Any:

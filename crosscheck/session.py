@@ -8,7 +8,7 @@ import datetime as dt
 import functools
 import importlib
 import time
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -139,11 +139,36 @@ def select_backends(
 
 
 def close_backends(backends: Sequence[Backend]) -> None:
+    """Close every worker. A Ctrl-C (or signal) meanwhile does not leave the others running: each is still
+    closed, then the KeyboardInterrupt is raised again."""
     isolated = [b for b in backends if isinstance(b, IsolatedBackend)]
+    interrupted = False
     for b in isolated:
         b.request_close()  # every worker winds down (TensorFlow's takes a second) at the same time
     for b in isolated:
-        b.close()
+        try:
+            b.close()
+        except KeyboardInterrupt:
+            interrupted = True
+            b.close()  # crosscheck.signals raises only once: this one runs to the end
+    if interrupted:
+        raise KeyboardInterrupt
+
+
+def closing(backends: Sequence[Backend], make_record: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """`make_record()`, then every backend closed. A Ctrl-C (or signal) that arrives while they close marks
+    the record interrupted rather than losing it."""
+    record = None
+    try:
+        record = make_record()
+    finally:
+        try:
+            close_backends(backends)
+        except KeyboardInterrupt:
+            if record is None:
+                raise
+            record["run"]["interrupted"] = True
+    return record
 
 
 @contextlib.contextmanager
@@ -182,8 +207,7 @@ def run(options: RunOptions, progress: Progress | None = None) -> dict[str, Any]
         # Load only the backends this shard has work for: importing a framework costs seconds.
         units = set(plan(wanted_backends(options.backends), props, options.pairwise).assigned(options.shard))
         needed = None if PAIRWISE in units else {b for b, _ in units}
-    if options.isa != NATIVE and not options.isolation:
-        raise CrosscheckError("--isa: a capped level runs the frameworks in worker processes; drop --no-isolation")
+    check_isolation(options.isa, options.isolation)
     backends, missing = select_backends(
         options.backends,
         options.device,
@@ -192,11 +216,17 @@ def run(options: RunOptions, progress: Progress | None = None) -> dict[str, Any]
         only=needed,
         isa=options.isa,
     )
-    try:
-        backends, refused = verify_caps(backends, options.isa, props)
-        return run_backends(backends, missing, props, options, progress, results=refused, units=units)
-    finally:
-        close_backends(backends)
+
+    def record() -> dict[str, Any]:
+        kept, refused = verify_caps(backends, options.isa, props)
+        return run_backends(kept, missing, props, options, progress, results=refused, units=units)
+
+    return closing(backends, record)
+
+
+def check_isolation(isa: str, isolation: bool) -> None:
+    if isa != NATIVE and not isolation:
+        raise CrosscheckError("--isa: a capped level runs the frameworks in worker processes; drop --no-isolation")
 
 
 NO_SWITCH = (

@@ -263,7 +263,7 @@ def verify(
     `properties`); the first one that fails ends the check, unless `keep_going`.
     """
     from crosscheck.profiles import default_profile
-    from crosscheck.session import RunOptions, close_backends, run_backends, select_properties
+    from crosscheck.session import RunOptions, closing, run_backends, select_properties
 
     dims = tuple(sorted(set(dims)))
     _check_options(dtype, dims, timeout, max_examples)
@@ -298,16 +298,17 @@ def verify(
     if isolate:
         reproducer = functools.partial(target_reproducer, importable)
         try:
-            backends.append(IsolatedBackend(factory, name, timeout=timeout, reproducer=reproducer))
+            backends.append(
+                IsolatedBackend(
+                    factory, name, timeout=timeout, reproducer=reproducer, end_children=True, capture_output=True
+                )
+            )
         except WorkerDied as exc:
             known.append(_death_result(name, exc))
             missing.append({"name": name, "available": False, "reason": str(exc).splitlines()[0]})
     else:
         backends.append(factory())
-    try:
-        record = run_backends(backends, missing, props, options, progress, known)
-    finally:
-        close_backends(backends)
+    record = closing(backends, lambda: run_backends(backends, missing, props, options, progress, known))
     status, code = outcome(record)
     return Verification(name, status, code, record)
 

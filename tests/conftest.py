@@ -20,7 +20,17 @@ def _function(item: pytest.Item) -> Any:
     return getattr(obj, "__func__", obj)  # a bound method takes no attributes; its function does
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--soak", action="store_true", help="run the soak tests (tests/test_soak.py; nox -s soak)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("--soak"):
+        # Minutes of repeated faults: only on demand, never in the default run.
+        soak = [item for item in items if item.get_closest_marker("soak")]
+        if soak:
+            config.hook.pytest_deselected(items=soak)
+            items[:] = [item for item in items if not item.get_closest_marker("soak")]
     for item in items:
         fn = _function(item)
         if is_hypothesis_test(fn) and getattr(fn, "_hypothesis_internal_use_seed", None) is not None:

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from crosscheck.backends import registry
 from crosscheck.session import RunOptions, run
 
@@ -33,3 +35,11 @@ def failing_record() -> Record:
     failed = next(r for r in record["results"] if r["failures"])
     failed["failures"][0]["message"] = f"backend raised RuntimeError: {EVIL}\n" + failed["failures"][0]["message"]
     return record
+
+
+def one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    """The error the command printed, checked to be one line without a traceback."""
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "Traceback" not in err
+    return err

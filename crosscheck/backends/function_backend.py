@@ -55,4 +55,8 @@ class FunctionBackend(Backend):
             dilation=spec.dilation,
             groups=spec.groups,
         )
+        if not isinstance(y, np.ndarray) and not hasattr(y, "__array__"):
+            # A list (or None, or a number) would become an array of another dtype and be reported as a dtype
+            # mismatch: name the mistake instead. Framework tensors (they have __array__) are accepted.
+            raise TypeError(f"returned {type(y).__name__}, expected numpy.ndarray")
         return np.asarray(y)

@@ -224,6 +224,7 @@ def merge_records(records: Sequence[dict[str, Any]], sources: Sequence[str] | No
     if not records:
         raise CrosscheckError("report: no records to merge")
     sources = list(sources) if sources is not None else [f"record {i + 1}" for i in range(len(records))]
+    _refuse_repeated_runs(records, sources)
     labels = [shard_label(s) for s in sources]
     # Two shards with one name (two crosscheck.json in folders of one name) must stay apart.
     labels = [lab if labels.count(lab) == 1 else f"{lab} ({src})" for lab, src in zip(labels, sources)]
@@ -245,6 +246,20 @@ def merge_records(records: Sequence[dict[str, Any]], sources: Sequence[str] | No
         "shards": entries,
         "sharding": shard_sets(entries),
     }
+
+
+def _refuse_repeated_runs(records: Sequence[dict[str, Any]], sources: Sequence[str]) -> None:
+    """Two copies of one unsharded record (its run metadata, to the second, identical) would count its results
+    twice; sharded records are checked per shard by shard_sets."""
+    seen: dict[str, str] = {}
+    for record, source in zip(records, sources):
+        run = record.get("run") or {}
+        if run.get("shard"):
+            continue
+        key = json.dumps([run, record.get("environment")], sort_keys=True, default=str)
+        if key in seen:
+            raise CrosscheckError(f"{source}: the same run as {seen[key]}; merging it again would count it twice")
+        seen[key] = source
 
 
 def shard_sets(entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

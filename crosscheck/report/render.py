@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from crosscheck.outputs import write_atomic
 from crosscheck.report import model, semantics
 from crosscheck.report.charts import PALETTE, colour, distribution_charts
 from crosscheck.report.merge import incomplete_note, merge_records
@@ -146,8 +147,4 @@ def render_html(record: dict[str, Any]) -> str:
 
 
 def write_report(record: dict[str, Any], path: Path) -> None:
-    html = render_html(record)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, render_html(record))
