@@ -152,7 +152,8 @@ REGIONS: dict[str, tuple[Region, ...]] = {
     ),
     "onnx-reference-float16-conv-transpose-sums-in-float16": (Region(ONNX_REF, TRANSPOSED, _float16),),
     "onnxruntime-same-padding-negative-pad-shifts-the-window": (
-        Region("onnxruntime", FORWARD, _unclamped_same_pad_negative),
+        # precision_modes' default mode is the plain forward call: the same shifted window.
+        Region("onnxruntime", FORWARD | {"precision_modes"}, _unclamped_same_pad_negative),
     ),
     "onnx-reference-grouped-conv-transpose-slices-the-weight-wrongly": (
         Region(ONNX_REF, TRANSPOSED, _onnx_reference_grouped_transpose),
