@@ -90,8 +90,27 @@ def _dims(text: str) -> tuple[int, ...]:
     return dims
 
 
+def _verify_dtypes(text: str) -> tuple[str, ...]:
+    from crosscheck.verify_dtypes import parse_dtypes
+
+    try:
+        dtypes = parse_dtypes(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    assert dtypes is not None
+    return dtypes
+
+
+def _accuracy(text: str) -> str:
+    from crosscheck.accuracy import parse
+
+    try:
+        return parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from crosscheck.dtypes import FLOAT_DTYPES
     from crosscheck.profiles import PROFILES
 
     parser = _Parser(prog="crosscheck", description="Property-based cross-framework convolution checks.")
@@ -143,8 +162,20 @@ def build_parser() -> argparse.ArgumentParser:
         "Exit 0: verified; 1: mismatch, crash, hang, wrong shape/dtype, NaN/inf, or nothing supported; 2: bad usage.",
     )
     verify.add_argument("target", help="package.module:function or path/to/file.py:function")
-    verify.add_argument("--dtype", choices=FLOAT_DTYPES, default="float32", help="input dtype (default: float32)")
+    verify.add_argument(
+        "--dtype",
+        type=_verify_dtypes,
+        help="input dtypes, comma-separated (default: float64, float32, float16, bfloat16, and int32, int64 where "
+        "the function takes them)",
+    )
     verify.add_argument("--dims", type=_dims, default=(1, 2, 3), help="spatial dimensions (default: 1,2,3)")
+    verify.add_argument(
+        "--accuracy",
+        type=_accuracy,
+        default="elementwise",
+        help="the error bound results are judged by: elementwise (default; direct sums, im2col + GEMM), normwise "
+        "(FFT-based functions), winograd (Winograd F(m, r), m = 2, 4, 6; winograd:M for one m); docs/accuracy.md",
+    )
     verify.add_argument("--max-examples", type=_positive_int, help="examples per property (default: 200)")
     verify.add_argument("--seed", type=_seed, help="random seed (default: random, or the CI profile's)")
     verify.add_argument(
@@ -419,13 +450,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from crosscheck.progress import LiveProgress
     from crosscheck.verify import format_verification, verify
 
-    progress = LiveProgress()
+    # The failures are printed below the results; the report holds them too only when one is written.
+    progress = LiveProgress(failure_note="minimal example below" + (" and in the report" if args.report else ""))
     try:
         with with_reporter(progress.note):
             v = verify(
                 args.target,
-                dtype=args.dtype,
+                dtypes=args.dtype,
                 dims=args.dims,
+                accuracy=args.accuracy,
                 max_examples=args.max_examples,
                 seed=args.seed,
                 timeout=args.timeout,
