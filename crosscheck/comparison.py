@@ -39,8 +39,10 @@ def is_exact(
     """Must the backend match bit for bit? Exact-mode values under an element-wise bound, and (where
     the result is rounded to a narrower dtype `rounded_to`, as in a reduced-precision mode) every
     partial sum, at most M, representable in that dtype's significand."""
-    if not problem.exact or kind != "elementwise":
+    if not problem.exact:
         return False
+    if kind != "elementwise":
+        return not dtype_info(problem.spec.dtype).is_float  # integers are exact under every accuracy model
     out = dtype_info(rounded_to or problem.spec.dtype)
     if not out.is_float or out.significand_bits >= dtype_info(problem.spec.dtype).significand_bits:
         return True

@@ -80,6 +80,17 @@ def test_a_winograd_kernel_with_one_wrong_transform_constant_fails(model: str) -
     assert "Values are not within the error bound" in v.failures[0]["message"]
 
 
+@pytest.mark.filterwarnings("error")
+def test_integers_are_exact_under_every_model() -> None:
+    spec = ConvSpec(1, 1, 1, (4,), (2,), dtype="int32")
+    problem = make_problem(spec, seed=0)
+    ref = reference(problem)
+    off = np.asarray(ref.value, dtype=np.int64).astype(np.int32) + 1
+    for model in ("normwise", "winograd"):
+        verdict = compare(problem, off, ref, bound_kind=model)
+        assert not verdict.passed and verdict.exact and "Values are not equal!" in verdict.message
+
+
 def test_the_toom_cook_matrices_compute_the_correlation() -> None:
     rng = np.random.default_rng(0)
     for m, r in [(2, 3), (4, 3), (6, 3), (2, 5), (3, 2)]:

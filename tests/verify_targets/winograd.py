@@ -8,11 +8,11 @@ rank); every other shape runs the plain correlation, as a library's Winograd pat
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-from verify_targets._conv import Pads, accumulator, correlate
+from verify_targets._conv import accumulator, correlate
 
 B_T = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)
 G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], dtype=np.float64)
@@ -60,15 +60,10 @@ def _winograd(xp: np.ndarray, w: np.ndarray, groups: int, g_matrix: np.ndarray) 
     return y[(slice(None), slice(None), *(slice(0, o) for o in out))]
 
 
-def _conv(
-    x: np.ndarray,
-    w: np.ndarray,
-    stride: Sequence[int],
-    padding: Pads,
-    dilation: Sequence[int],
-    groups: int,
-    g_matrix: np.ndarray,
-) -> np.ndarray:
+def _conv(x: np.ndarray, w: np.ndarray, g_matrix: np.ndarray, **kw: Any) -> np.ndarray:
+    stride, padding, dilation, groups = kw["stride"], kw["padding"], kw["dilation"], kw["groups"]
+    if np.issubdtype(x.dtype, np.integer):
+        raise NotImplementedError("Winograd's transforms need fractions (G holds 1/2): no integer dtypes")
     if any(k != 3 for k in w.shape[2:]) or any(s != 1 for s in stride) or any(d != 1 for d in dilation):
         return correlate(x, w, stride=stride, padding=padding, dilation=dilation, groups=groups)
     acc = accumulator(x.dtype)
@@ -76,13 +71,9 @@ def _conv(
     return _winograd(xp, w.astype(acc), groups, g_matrix).astype(x.dtype)
 
 
-def conv(
-    x: np.ndarray, w: np.ndarray, *, stride: Sequence[int], padding: Pads, dilation: Sequence[int], groups: int
-) -> np.ndarray:
-    return _conv(x, w, stride, padding, dilation, groups, G)
+def conv(x: np.ndarray, w: np.ndarray, **kw: Any) -> np.ndarray:
+    return _conv(x, w, G, **kw)
 
 
-def conv_wrong_constant(
-    x: np.ndarray, w: np.ndarray, *, stride: Sequence[int], padding: Pads, dilation: Sequence[int], groups: int
-) -> np.ndarray:
-    return _conv(x, w, stride, padding, dilation, groups, G_WRONG)
+def conv_wrong_constant(x: np.ndarray, w: np.ndarray, **kw: Any) -> np.ndarray:
+    return _conv(x, w, G_WRONG, **kw)
