@@ -91,8 +91,27 @@ def _dims(text: str) -> tuple[int, ...]:
     return dims
 
 
+def _verify_dtypes(text: str) -> tuple[str, ...]:
+    from crosscheck.verify_dtypes import parse_dtypes
+
+    try:
+        dtypes = parse_dtypes(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    assert dtypes is not None
+    return dtypes
+
+
+def _accuracy(text: str) -> str:
+    from crosscheck.accuracy import parse
+
+    try:
+        return parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from crosscheck.dtypes import FLOAT_DTYPES
     from crosscheck.profiles import DISTINCT_BUGS, PROFILES
 
     parser = _Parser(prog="crosscheck", description="Property-based cross-framework convolution checks.")
@@ -152,8 +171,20 @@ def build_parser() -> argparse.ArgumentParser:
         "Exit 0: verified; 1: mismatch, crash, hang, wrong shape/dtype, NaN/inf, or nothing supported; 2: bad usage.",
     )
     verify.add_argument("target", help="package.module:function or path/to/file.py:function")
-    verify.add_argument("--dtype", choices=FLOAT_DTYPES, default="float32", help="input dtype (default: float32)")
+    verify.add_argument(
+        "--dtype",
+        type=_verify_dtypes,
+        help="input dtypes, comma-separated (default: float64, float32, float16, bfloat16, and int32, int64 where "
+        "the function takes them)",
+    )
     verify.add_argument("--dims", type=_dims, default=(1, 2, 3), help="spatial dimensions (default: 1,2,3)")
+    verify.add_argument(
+        "--accuracy",
+        type=_accuracy,
+        default="elementwise",
+        help="the error bound results are judged by: elementwise (default; direct sums, im2col + GEMM), normwise "
+        "(FFT-based functions), winograd (Winograd F(m, r), m = 2, 4, 6; winograd:M for one m); docs/accuracy.md",
+    )
     verify.add_argument("--max-examples", type=_positive_int, help="examples per property (default: 200)")
     verify.add_argument("--seed", type=_seed, help="random seed (default: random, or the CI profile's)")
     verify.add_argument(
@@ -431,13 +462,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
         path = args.report.with_suffix(".json") if args.report.suffix == ".html" else args.report
         # Checked before the run: an unwritable --report must not turn a verdict into a usage error afterwards.
         prepare_outputs([path, path.with_suffix(".html")])
-    progress = LiveProgress()
+    # The failures are printed below the results; the report holds them too only when one is written.
+    progress = LiveProgress(failure_note="minimal example below" + (" and in the report" if args.report else ""))
     try:
         with with_reporter(progress.note):
             v = verify(
                 args.target,
-                dtype=args.dtype,
+                dtypes=args.dtype,
                 dims=args.dims,
+                accuracy=args.accuracy,
                 max_examples=args.max_examples,
                 seed=args.seed,
                 timeout=args.timeout,
@@ -463,8 +496,9 @@ def _print_target_notes(record: dict[str, Any], failed: bool) -> None:
     """What the function did besides answering: processes it left running, what it printed (captured)."""
     from crosscheck.isolation import output_note
 
-    for b in record["backends"]:
-        iso = b.get("isolation") or {}
+    # One function, one worker: every dtype's row describes the same worker, so its counts are told once.
+    for b in [b for b in record["backends"] if b.get("isolation")][:1]:
+        iso = b["isolation"]
         left = int(iso.get("children_left") or 0)
         if left:
             many = "es" if left > 1 else ""
@@ -598,8 +632,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     # SIGTERM and SIGHUP stop a command as Ctrl-C does, and a second signal cannot cut short the writing of
-    # what the first one kept (crosscheck.signals).
-    with signals.Interrupts():
+    # what the first one kept (crosscheck.signals) — nor, run as a program (no argv given), kill it on its way out.
+    with signals.Interrupts(linger=argv is None):
         try:
             return int(args.func(args))
         except CrosscheckError as exc:

@@ -10,13 +10,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from crosscheck import accuracy
 from crosscheck.bounds import accumulation_factor, elementwise_bound, probabilistic_scale
 from crosscheck.dtypes import DTypeInfo, default_accumulator, dtype_info, ulp
 from crosscheck.problem import ConvProblem
 from crosscheck.reference import ReferenceResult, reference
 from crosscheck.reference.fft import normwise_bound
 
-BOUND_KINDS = ("elementwise", "normwise")
+BOUND_KINDS = accuracy.CHOICES  # the accuracy models (crosscheck.accuracy); "winograd:M" for one tile size
 
 
 @dataclass(frozen=True)
@@ -38,8 +39,10 @@ def is_exact(
     """Must the backend match bit for bit? Exact-mode values under an element-wise bound, and (where
     the result is rounded to a narrower dtype `rounded_to`, as in a reduced-precision mode) every
     partial sum, at most M, representable in that dtype's significand."""
-    if not problem.exact or kind != "elementwise":
+    if not problem.exact:
         return False
+    if kind != "elementwise":
+        return not dtype_info(problem.spec.dtype).is_float  # integers are exact under every accuracy model
     out = dtype_info(rounded_to or problem.spec.dtype)
     if not out.is_float or out.significand_bits >= dtype_info(problem.spec.dtype).significand_bits:
         return True
@@ -67,8 +70,10 @@ def bound_for(
     out = dtype_info(rounded_to or spec.dtype)
     if is_exact(problem, ref, kind, rounded_to):
         return np.zeros(ref.value.shape)
-    if kind == "normwise":
-        b = normwise_bound(problem, u_acc) + out.unit_roundoff * np.abs(ref.approx)
+    model = accuracy.family(kind)
+    tiny = 2 * out.smallest_normal if info.is_complex else out.smallest_normal
+    if model == "normwise":
+        b = _fast_bound(normwise_bound(problem, u_acc), ref, out, tiny)
     else:
         b = elementwise_bound(
             ref.approx,
@@ -80,8 +85,17 @@ def bound_for(
             u_in=u_in,
             complex_method=complex_method if info.is_complex else None,
         )
+    if model == "winograd":
+        # A Winograd kernel runs the shapes it has no tiles for directly: either bound may be the one that holds.
+        b = np.maximum(b, _fast_bound(accuracy.winograd_error(problem, u_acc, kind), ref, out, tiny))
     # The reference is itself only known to within its own bound.
     return np.asarray(b + ref.error_bound, dtype=np.float64)
+
+
+def _fast_bound(phi: np.ndarray, ref: ReferenceResult, out: DTypeInfo, tiny: float) -> np.ndarray:
+    """A fast algorithm's error φ before the result is rounded to the output dtype, and that rounding as in the
+    element-wise bound: u_out·|y| + (1 + u_out)·φ + λ_out."""
+    return np.asarray(out.unit_roundoff * np.abs(ref.approx) + (1 + out.unit_roundoff) * phi + tiny)
 
 
 def accumulator_roundoff(dtype: str, accumulator: str | None = None) -> float:
@@ -137,6 +151,8 @@ def compare(
         method = complex_method if dtype_info(spec.dtype).is_complex else None
         model = BoundModel(u_acc, bound_kind, method, u_in, dtype_info(rounded_to or out_name))
         message = _message(problem, arr, ref, err, bound, mismatched, worst, model, exact)
+        if accuracy.family(bound_kind) == "elementwise" and info.is_float:
+            message += _normwise_hint(problem, ref, err, u_acc, rounded_to)
     return Verdict(
         passed,
         "values",
@@ -148,6 +164,25 @@ def compare(
         scale,
         exact,
     )
+
+
+NORMWISE_HINT = (
+    "\nEvery element is within the normwise bound of an FFT-style algorithm (largest error/bound {ratio:.3g}): "
+    "if the function computes by an FFT, judge it by that accuracy model with --accuracy normwise "
+    "(verify(..., accuracy='normwise'); docs/accuracy.md)."
+)
+
+
+def _normwise_hint(
+    problem: ConvProblem, ref: ReferenceResult, err: np.ndarray, u_acc: float, rounded_to: str | None
+) -> str:
+    """The hint for an element-wise failure that the normwise model would pass, else ''."""
+    normwise = bound_for(problem, ref, u_acc, "normwise", rounded_to=rounded_to)
+    if not np.all(err <= normwise):
+        return ""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = float(np.max(np.where(normwise > 0, err / normwise, 0.0), initial=0.0))
+    return NORMWISE_HINT.format(ratio=ratio)
 
 
 @dataclass(frozen=True)
@@ -210,7 +245,10 @@ def _message(
                 f" M={ref.magnitude[worst]:.6g})"
             )
         else:
-            lines.append(f"  normwise bound {bound[worst]:.6g} (FFT-based algorithm, u_acc=2^{np.log2(u_acc):.0f})")
+            lines.append(
+                f"  {bound_kind} bound {bound[worst]:.6g} ({accuracy.describe(bound_kind)},"
+                f" u_acc=2^{np.log2(u_acc):.0f})"
+            )
     lines.append(f"  actual {got!r}, expected {want!r} (reference: {ref.method}), |error| {err[worst]:.6g}")
     lines.append(f"Problem: {spec.describe()} seed={problem.seed} values={problem.values}")
     return "\n".join(lines)

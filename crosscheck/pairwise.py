@@ -17,6 +17,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
+from crosscheck import signals
 from crosscheck.backends.base import Backend
 from crosscheck.comparison import bound_for
 from crosscheck.findings import regions_holding
@@ -99,6 +100,7 @@ def run_pairwise(
 
     def example(problem: ConvProblem) -> None:
         nonlocal failing
+        signals.check()  # a stop signal whose KeyboardInterrupt was swallowed where it landed
         ref = reference(problem)
         outputs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for b in backends:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -97,13 +98,14 @@ class ConvSpec:
     def rank(self) -> int:
         return len(self.in_size)
 
-    @property
+    # Cached: the reference asks for the geometry once per kernel tap (a frozen spec never changes it).
+    @functools.cached_property
     def pads(self) -> Pads:
         if isinstance(self.padding, str):
             return resolve_padding(self.padding, self.in_size, self.kernel, self.stride, self.dilation)
         return self.padding
 
-    @property
+    @functools.cached_property
     def out_size(self) -> tuple[int, ...]:
         return tuple(
             (n + lo + hi - effective_kernel(k, d)) // s + 1

@@ -30,8 +30,14 @@ def paint(text: str, status: str, on: bool) -> str:
 class LiveProgress:
     """A `runner.Progress` callback: (backend, property, examples so far, failures)."""
 
-    def __init__(self, stream: TextIO | None = None, interactive: bool | None = None) -> None:
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        interactive: bool | None = None,
+        failure_note: str = "minimal example in the report",
+    ) -> None:
         self.stream = stream or sys.stderr
+        self.failure_note = failure_note  # where a failure's minimal example is to be found
         self.interactive = self.stream.isatty() if interactive is None else interactive
         self.colour = use_colour(self.stream) if self.interactive else False
         self.start = time.perf_counter()
@@ -72,7 +78,7 @@ class LiveProgress:
             self.failures += failures
             self.done += 1
             self.current = None
-            text = f"✗ {backend} / {prop}: FAILED after {examples} examples; minimal example in the report"
+            text = f"✗ {backend} / {prop}: FAILED after {examples} examples; {self.failure_note}"
             self._line(paint(text, "failed", self.colour))
             return
         now = time.perf_counter()

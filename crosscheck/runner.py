@@ -11,6 +11,7 @@ from typing import Any
 import hypothesis
 from hypothesis import HealthCheck, given
 
+from crosscheck import signals
 from crosscheck.backends.base import Backend, Capabilities
 from crosscheck.diagnosis import diagnose
 from crosscheck.findings import explains, failing, region_entry, regions_holding, replay
@@ -197,6 +198,7 @@ def run_property(
 
     def example(problem: Any) -> None:
         nonlocal failing, first_death
+        signals.check()  # a stop signal whose KeyboardInterrupt was swallowed where it landed
         known = regions_holding(backend, prop.name, prop.specs(problem.spec))
         try:
             try:

@@ -22,7 +22,10 @@ _active: Interrupts | None = None
 class Interrupts:
     """A context manager installing the handlers (main thread only); `signum` is the first signal received."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, linger: bool = False) -> None:
+        # `linger`: the process is on its way out (crosscheck run as a program), so after a signal the handlers
+        # stay ignoring; code that calls crosscheck in-process gets its own handlers back either way.
+        self.linger = linger
         self.signum: int | None = None
         self.later: list[int] = []  # signals received after the first: ignored
         self._previous: dict[int, Any] = {}
@@ -48,7 +51,9 @@ class Interrupts:
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         global _active
         for s, handler in self._previous.items():
-            signal.signal(s, handler)
+            # Once stopping, a later signal (a burst of Ctrl-C, a runner's SIGTERM after SIGINT) that arrives after
+            # this point would otherwise kill the process on its way out, turning exit 130 into death by SIGINT.
+            signal.signal(s, signal.SIG_IGN if self.linger and self.signum is not None else handler)
         _active = None
 
 
@@ -61,3 +66,11 @@ def exit_code() -> int:
     """The exit code of an interrupted command: 128 + the signal received (SIGINT's 130 when none was noted, as
     for a KeyboardInterrupt raised without a signal)."""
     return 128 + (received() or signal.SIGINT)
+
+
+def check() -> None:
+    """Raise KeyboardInterrupt if a stop signal came: called before each example, because the one KeyboardInterrupt
+    the first signal raises can be swallowed where it lands (an exception raised in a gc callback, a `__del__` or a
+    weakref callback is printed and dropped — Hypothesis registers a gc callback), and later signals are ignored."""
+    if received() is not None:
+        raise KeyboardInterrupt

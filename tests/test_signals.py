@@ -120,8 +120,26 @@ def test_children_a_target_leaves_are_ended_and_counted(tmp_path: Path) -> None:
         cc.kill()
     assert code == 0, out + err
     assert marked(mark) == []  # ended already, not only at some later exit
-    (backend,) = json.loads(report.read_text())["backends"]
-    left = backend["isolation"]["children_left"]
+    # One row per dtype the function ran in, all the same worker: the count is the worker's, over every call.
+    backends = json.loads(report.read_text())["backends"]
+    assert len({json.dumps(b["isolation"], sort_keys=True) for b in backends}) == 1
+    left = backends[0]["isolation"]["children_left"]
     # Two per call (a child in a new session, an orphaned grandchild): at least the examples' calls.
     assert left >= 2 * 10
     assert f"the function left {left} processes running after its calls; crosscheck ended them" in out
+
+
+def test_a_stop_signal_whose_interrupt_was_swallowed_still_stops_the_search() -> None:
+    """The first signal's one KeyboardInterrupt can land where Python prints and drops it (a gc callback — Hypothesis
+    registers one — a __del__, a weakref callback); later signals are ignored, so each example asks again."""
+    from crosscheck import signals
+    from crosscheck.backends.registry import get_backend
+    from crosscheck.properties import PROPERTIES
+    from crosscheck.runner import run_property
+
+    with signals.Interrupts() as interrupts:
+        interrupts.signum = signal.SIGTERM  # received, its KeyboardInterrupt swallowed before anyone saw it
+        start = time.perf_counter()
+        result = run_property(get_backend("numpy"), PROPERTIES["matches_reference"], max_examples=100_000, seed=1)
+    assert result.status == "interrupted" and result.interrupted
+    assert result.tally.examples == 0 and time.perf_counter() - start < 30

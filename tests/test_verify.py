@@ -15,7 +15,7 @@ import pytest
 
 from crosscheck.errors import CrosscheckError
 from crosscheck.record import load
-from crosscheck.verify import assert_verified, load_target, verify
+from crosscheck.verify import assert_verified, forward_properties, load_target, verify
 
 TARGETS = Path(__file__).parent / "verify_targets"
 SEEDS = (0, 1, 2)
@@ -69,11 +69,16 @@ def test_a_correct_convolution_by_another_algorithm_is_verified(name: str, seed:
     # Every property at the default settings for one seed; the two reference properties for the others.
     v = verify(target(name), seed=seed, properties=None if seed == SEEDS[0] else CORE)
     assert v.status == "verified" and v.exit_code == 0, v.text()
-    by = {r["property"]: r for r in v.record["results"]}
-    assert by["matches_reference"]["examples"] == 200 and by["is_cross_correlation"]["examples"] == 200
+    by = {(r["backend"].rsplit(" [", 1)[1][:-1], r["property"]): r for r in v.record["results"]}
+    assert (
+        by["float32", "matches_reference"]["examples"] == 200
+        and by["float32", "is_cross_correlation"]["examples"] == 200
+    )
     if seed == SEEDS[0]:
-        assert by["named_padding"]["status"] == "unsupported"
-        assert all(r["status"] in ("passed", "unsupported") for r in by.values())
+        # Only the properties of a forward function, each run: none is listed as unsupported.
+        assert {p for _, p in by} == set(forward_properties())
+        assert all(r["status"] == "passed" for r in by.values())
+        assert "unsupported" not in v.text() and "Capabilities" not in v.text()
 
 
 def test_the_reproducer_reproduces() -> None:
@@ -132,25 +137,31 @@ def test_the_cli_verifies_a_module_target_and_writes_the_report(tmp_path: Path) 
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "verified: verify_targets.correct_im2col:conv" in proc.stdout
     record = load(report)
-    assert record["run"]["verify"] == {"target": "verify_targets.correct_im2col:conv", "dtype": "float32", "dims": [2]}
+    ver = record["run"]["verify"]
+    assert ver["target"] == "verify_targets.correct_im2col:conv" and ver["dims"] == [2]
+    assert ver["dtypes"] == ["float64", "float32", "float16", "bfloat16", "int32", "int64"]
+    assert ver["accuracy"] == "elementwise" and ver["declined"] == []
     assert all(k.startswith("rank=2") for r in record["results"] for k in r["features"] if k.startswith("rank="))
     assert report.with_suffix(".html").is_file()
 
 
-def test_declined_examples_are_counted_not_failed() -> None:
+def test_declined_ranks_are_listed_once_not_failed() -> None:
     v = verify(target("only_2d"), seed=0, max_examples=30, properties=CORE)
     assert v.status == "verified", v.text()
+    declined = v.record["run"]["verify"]["declined"]
+    assert {d["dtype"] for d in declined} == {"float64", "float32", "float16", "bfloat16", "int32", "int64"}
+    assert all(d["ranks"] == [1, 3] and "only 2-D convolutions" in d["reason"] for d in declined)
     mr = v.record["results"][0]
-    assert mr["examples"] == 30 and mr["unsupported_examples"] > 0
-    assert "only 2-D convolutions" in next(iter(mr["unsupported_reasons"]))
-    assert "declined" in v.text()
+    assert mr["examples"] == 30 and all(k in ("rank=2",) for k in mr["features"] if k.startswith("rank="))
+    assert "1-D, 3-D declined in every dtype: NotImplementedError: only 2-D convolutions" in v.text()
 
 
 def test_a_function_that_supports_nothing_fails() -> None:
     v = verify(target("supports_nothing"), seed=0, max_examples=10, properties=CORE)
     assert v.status == "unsupported" and v.exit_code == 1
     assert "supported nothing at all" in v.text()
-    assert "not written yet" in v.record["results"][0]["reason"]
+    declined = v.record["run"]["verify"]["declined"]
+    assert len(declined) == 6 and all("not written yet" in d["reason"] for d in declined)
 
 
 @pytest.mark.parametrize(
@@ -162,7 +173,8 @@ def test_a_function_that_supports_nothing_fails() -> None:
         (["no_such_module_anywhere:conv"], "is not importable: ModuleNotFoundError"),
         (["tests/nowhere.py:conv"], "no such file"),
         (["just_a_name"], "expected 'package.module:function'"),
-        ([target("flipped"), "--dtype", "int32"], "invalid choice"),
+        ([target("flipped"), "--dtype", "float8"], "expected one or more of float64, float32"),
+        ([target("flipped"), "--accuracy", "fft"], "expected one of elementwise, normwise, winograd"),
         ([target("flipped"), "--dims", "4"], "spatial dimensions among 1,2,3"),
         ([target("flipped"), "--timeout", "0"], "positive number of seconds"),
         ([target("flipped"), "--max-examples", "-3"], "positive integer"),

@@ -115,6 +115,7 @@ def build_context(record: dict[str, Any]) -> dict[str, Any]:
     return {
         "r": view,
         "run": view["run"],
+        "verify": (record.get("run") or {}).get("verify"),  # a `crosscheck verify` record: about your function
         "shards": view["shards"],
         "incomplete": incomplete_note(view.get("sharding") or []),
         "summary": summary,
