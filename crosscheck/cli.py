@@ -270,12 +270,29 @@ def summary_table(record: dict[str, Any], colour: bool = False) -> str:
         )
         for f in pw["failures"]:
             lines.append(f"  {f['message']}")
+    lines += coverage_lines(record)
     s = record["summary"]
     skipped = f", {s['skipped']} not run" if s.get("skipped") else ""
     lines.append(
         f"\n{s['passed']} passed, {s['failed']} failed, {s['unsupported']} unsupported, {s['error']} errors{skipped}"
     )
     return "\n".join(lines)
+
+
+def coverage_lines(record: dict[str, Any]) -> list[str]:
+    """Per backend, the share of the feature pairs and triples it can build that the run ran (crosscheck.coverage)."""
+    cov = record.get("coverage") or {}
+    if not cov:
+        return []
+    lines = ["\nfeature-combination coverage (pairs / triples of feature values the backend supports):"]
+    width = max(len(name) for name in cov)
+    for name, c in cov.items():
+        p, t = c["pairs"], c["triples"]
+        lines.append(
+            f"  {name:<{width}}  pairs {p['covered']}/{p['total']} ({100 * (p['ratio'] or 0):.1f}%)  "
+            f"triples {t['covered']}/{t['total']} ({100 * (t['ratio'] or 0):.1f}%)  {c['examples']} examples"
+        )
+    return lines
 
 
 _OUTCOME_MARK = {

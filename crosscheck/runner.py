@@ -12,6 +12,7 @@ import hypothesis
 from hypothesis import HealthCheck, given
 
 from crosscheck.backends.base import Backend
+from crosscheck.coverage import Guide, guiding
 from crosscheck.findings import explains, failing, region_entry, regions_holding, replay
 from crosscheck.hardware import environment_line
 from crosscheck.isolation import WorkerDied
@@ -125,11 +126,13 @@ def run_property(
     seed: int | None = None,
     progress: Progress | None = None,
     crash_shrink_budget_s: float = CRASH_SHRINK_BUDGET_S,
+    guide: Guide | None = None,
 ) -> PropertyResult:
     """Run `prop` on `backend` for the profile's example budget; never raises for a failing property.
 
     A backend that declines an example (NotImplementedError, see `Backend.may_decline`) gets another
     one; the declined ones are counted, and a backend that declined every example is "unsupported".
+    `guide` (the backend's feature-combination coverage, crosscheck.coverage) steers the draws and observes what ran.
     """
     reason = prop.applies(backend)
     if reason:
@@ -186,6 +189,8 @@ def run_property(
         for k in known:
             result.regions.setdefault(k.id, Counter())["passed"] += 1
         tally.add(obs.dtype, obs.max_ratio, obs.max_ulp, obs.expected_ratio, obs.exact, obs.features, obs.informative)
+        if guide is not None:
+            guide.observe(problem.spec)
         for o in [obs, *obs.modes]:
             if o.mode:
                 tally.add_mode(o.mode, o.dtype, o.max_ratio, o.max_ulp, o.expected_ratio, o.exact)
@@ -200,8 +205,11 @@ def run_property(
     conf = hypothesis.settings(conf, suppress_health_check=[*conf.suppress_health_check, HealthCheck.filter_too_much])
     test = prepare(test, example, conf, profile=profile, seed=seed, key=f"{backend.name}/{prop.name}")
     start = time.perf_counter()
+    if guide is not None:
+        guide.begin()
     try:
-        test()
+        with guiding(guide):
+            test()
     except _StopShrinking as stop:
         result.status = "failed"
         result.failures.append(failure_record(stop.failure, backend, stop.why))
