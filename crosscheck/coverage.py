@@ -311,8 +311,10 @@ PLAN_ROWS = 40  # rows planned for one property's run (its guided draws pick amo
 class Guide:
     """One backend's feature-combination coverage in a run, and the next uncovered row to draw."""
 
-    def __init__(self, backend: str, caps: Capabilities) -> None:
+    def __init__(self, backend: str, caps: Capabilities, implementation_source: str = "") -> None:
         self.backend = backend
+        self.implementation_source = implementation_source
+        self.implementations: Counter[str] = Counter()
         self.caps = caps
         self.domain = domain(caps)
         self.examples = 0
@@ -373,6 +375,13 @@ class Guide:
         self.values.update(labels.items())
         for size in (2, 3):
             self.seen[size].update(combos(labels, size))
+
+    def ran(self, names: list[str]) -> float:
+        """Count the implementations an example ran; its score for hypothesis.target() is higher the rarer they
+        were in this backend's run so far (1 for one never reached before)."""
+        score = sum(1 / (1 + self.implementations[n]) for n in set(names))
+        self.implementations.update(set(names))
+        return score
 
     def begin(self) -> None:
         """A new Hypothesis run (one property) starts: its rows are planned afresh from what is still uncovered."""
@@ -461,6 +470,8 @@ class Guide:
                 "total": total,
                 "ratio": round(len(covered) / total, 4) if total else None,
             }
+        counts = dict(self.implementations.most_common())
+        out["implementations"] = {"source": self.implementation_source, "counts": counts}
         missing = sorted(built[2] - self.seen[2])
         out["pairs"]["uncovered"] = [" & ".join(f"{f}={v}" for f, v in c) for c in missing[:50]]
         return out

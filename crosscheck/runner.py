@@ -11,7 +11,7 @@ from typing import Any
 import hypothesis
 from hypothesis import HealthCheck, given
 
-from crosscheck.backends.base import Backend
+from crosscheck.backends.base import NOTHING_EXPOSED, Backend
 from crosscheck.coverage import Guide, guiding
 from crosscheck.findings import explains, failing, region_entry, regions_holding, replay
 from crosscheck.hardware import environment_line
@@ -191,6 +191,8 @@ def run_property(
         tally.add(obs.dtype, obs.max_ratio, obs.max_ulp, obs.expected_ratio, obs.exact, obs.features, obs.informative)
         if guide is not None:
             guide.observe(problem.spec)
+            if exposes:  # steer toward the implementations this backend's run has reached least so far
+                hypothesis.target(guide.ran(backend.implementations()), label="rarely reached implementation")
         for o in [obs, *obs.modes]:
             if o.mode:
                 tally.add_mode(o.mode, o.dtype, o.max_ratio, o.max_ulp, o.expected_ratio, o.exact)
@@ -205,8 +207,11 @@ def run_property(
     conf = hypothesis.settings(conf, suppress_health_check=[*conf.suppress_health_check, HealthCheck.filter_too_much])
     test = prepare(test, example, conf, profile=profile, seed=seed, key=f"{backend.name}/{prop.name}")
     start = time.perf_counter()
+    exposes = guide is not None and backend.implementation_source != NOTHING_EXPOSED
     if guide is not None:
         guide.begin()
+        if exposes:
+            backend.implementations()  # forget calls made outside this run (a failure shrunk before)
     try:
         with guiding(guide):
             test()

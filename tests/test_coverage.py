@@ -94,3 +94,45 @@ def test_a_default_run_catches_a_wrong_result_in_a_rare_region(backend: type[Num
     assert failed, f"{backend.name}: seed {seed} missed it in {sum(r['examples'] for r in record['results'])} examples"
     cov = record["coverage"][backend.name]
     assert cov["pairs"]["total"] > 500 and cov["triples"]["total"] > 5000
+
+
+def test_a_guide_scores_an_implementation_higher_the_rarer_it_was() -> None:
+    guide = Guide("x", Capabilities())
+    assert guide.ran(["torch:Slow2d"]) == 1.0
+    assert guide.ran(["torch:Slow2d"]) == 0.5
+    assert guide.ran(["torch:Slow2d", "torch:Mkldnn"]) == pytest.approx(1 / 3 + 1)
+    assert guide.to_dict()["implementations"]["counts"] == {"torch:Slow2d": 3, "torch:Mkldnn": 1}
+
+
+def test_torch_names_the_implementation_each_call_ran() -> None:
+    pytest.importorskip("torch")
+    from crosscheck.backends.registry import get_backend
+    from crosscheck.values import make_problem
+
+    backend = get_backend("torch")
+    backend.implementations()
+    backend.run(make_problem(ConvSpec(1, 2, 3, (6, 6), (3, 3), dtype="float64"), seed=1))
+    assert backend.implementations() == ["torch:Slow2d"]
+    assert backend.implementations() == []  # each call's names are reported once
+    backend.run(make_problem(ConvSpec(1, 2, 3, (9, 9), (3, 3), dilation=(2, 2), dtype="float64"), seed=1))
+    assert backend.implementations() == ["torch:SlowDilated2d"]
+    backend.run(make_problem(ConvSpec(1, 16, 16, (8, 8), (3, 3), dtype="bfloat16"), seed=1))
+    names = backend.implementations()
+    # bfloat16 goes to oneDNN where torch has it; oneDNN's verbose mode then names its own implementation.
+    assert names[0] in ("torch:Mkldnn", "torch:Slow2d")
+    if names[0] == "torch:Mkldnn":
+        assert any(n.startswith("onednn:") for n in names[1:]), names
+
+
+def test_a_run_records_the_implementations_a_backend_reached() -> None:
+    pytest.importorskip("torch")
+    from crosscheck.session import load_backend
+
+    backend = load_backend("torch", isolation=True, timeout=120)
+    try:
+        record = run_backends([backend], [], ["matches_reference"], RunOptions(max_examples=20, pairwise=False))
+    finally:
+        backend.close()  # type: ignore[attr-defined]
+    impl = record["coverage"]["torch"]["implementations"]
+    assert "_select_conv_backend" in impl["source"]
+    assert sum(n for name, n in impl["counts"].items() if name.startswith("torch:")) == 20, impl
