@@ -116,6 +116,17 @@ def _unclamped_same_pad_negative(spec: ConvSpec) -> bool:
     return False
 
 
+def _tf_eigen_conv3d_same_pad_below_minus_one(spec: ConvSpec) -> bool:
+    # TensorFlow's Eigen Conv3D (the CPU dtypes oneDNN does not serve) halves a negative SAME pad with truncation:
+    # from -2 down, the window moves.
+    if spec.rank != 3 or spec.dtype not in ("float64", "float16") or spec.padding != "SAME":
+        return False
+    return any(
+        (-(-n // s) - 1) * s + effective_kernel(k, d) - n <= -2
+        for n, k, s, d in zip(spec.in_size, spec.kernel, spec.stride, spec.dilation)
+    )
+
+
 def _onnx_reference_grouped_transpose(spec: ConvSpec) -> bool:
     return spec.groups > 1 and not spec.in_channels == spec.out_channels == spec.groups
 
@@ -153,6 +164,9 @@ REGIONS: dict[str, tuple[Region, ...]] = {
     "onnx-reference-float16-conv-transpose-sums-in-float16": (Region(ONNX_REF, TRANSPOSED, _float16),),
     "onnxruntime-same-padding-negative-pad-shifts-the-window": (
         Region("onnxruntime", FORWARD, _unclamped_same_pad_negative),
+    ),
+    "tensorflow-eigen-conv3d-same-negative-pad-shifts-the-window": (
+        Region(TF, FORWARD, _tf_eigen_conv3d_same_pad_below_minus_one),
     ),
     "onnx-reference-grouped-conv-transpose-slices-the-weight-wrongly": (
         Region(ONNX_REF, TRANSPOSED, _onnx_reference_grouped_transpose),
