@@ -433,21 +433,25 @@ class Guide:
         built: dict[int, set[Combo]],
         seen: dict[int, set[Combo]],
     ) -> dict[str, str]:
-        """`row` with each other feature set to the value that covers the most unseen pairs (then triples) and forms
-        no pair that cannot be built."""
+        """`row` with each other feature set to the value that covers the most unseen pairs (then triples), forms no
+        pair that cannot be built and, where one can, no triple that the sample never built."""
         for f in FEATURES:
             if f in row:
                 continue
-            best, best_score = None, -1
+            best, best_score = None, -(PAIR_WEIGHT**3)
             for v in sub[f]:
                 candidate = (f, v)
                 pairs = [tuple(sorted((candidate, item), key=_key)) for item in row.items()]
                 if any(p not in built[2] for p in pairs):
                     continue
                 score = PAIR_WEIGHT * sum(p not in seen[2] for p in pairs)
+                unbuilt = False
                 for a, b in itertools.combinations(row.items(), 2):
                     t = tuple(sorted((a, b, candidate), key=_key))
                     score += t in built[3] and t not in seen[3]
+                    unbuilt = unbuilt or t not in built[3]
+                # A value that completes an unbuilt triple comes last: the draw would most likely be refused.
+                score -= PAIR_WEIGHT * PAIR_WEIGHT * unbuilt
                 if score > best_score:
                     best, best_score = v, score
             if best is None:
