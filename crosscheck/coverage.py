@@ -305,6 +305,7 @@ PAIR_WEIGHT = 1000  # a greedy row's new pairs count before its new triples
 # A row target handed out this often in one property's space and still not covered (refused, declined, or rejected
 # by the property's own strategy, e.g. exact values that a large K cannot keep exact) is left to the other spaces.
 GIVE_UP = 4
+REFUSAL_TRIES = 8  # problems built per uncovered pair to tell a pair the backend refuses from one not reached
 PLAN_ROWS = 40  # rows planned for one property's run (its guided draws pick among them)
 
 
@@ -460,25 +461,48 @@ class Guide:
         return row
 
     # The record -------------------------------------------------------------------------------------------
+    def refusals(self) -> dict[Combo, str]:
+        """The uncovered pairs the backend refuses (its constraints, e.g. TensorFlow's Eigen kernels refuse NCHW):
+        each with the reason it gave for every problem of that pair built here. Asked only at the end, of the few
+        pairs left: an isolated backend answers each question from its worker."""
+        rng = random.Random(f"coverage-refusals/{self.backend}")
+        out: dict[Combo, str] = {}
+        for pair in sorted(self.buildable()[2] - self.seen[2]):
+            reasons = []
+            for _ in range(REFUSAL_TRIES):
+                spec = build(RandomChooser(rng), self.caps, dict(pair))
+                if spec is not None:
+                    reasons.append(self.caps.refuses(spec))
+            if reasons and all(reasons):
+                out[pair] = str(reasons[0])
+        return out
+
     def to_dict(self) -> dict[str, Any]:
-        """Pair and triple coverage over the buildable combinations, with the uncovered pairs named."""
+        """Pair and triple coverage over the buildable combinations the backend does not refuse, with the uncovered
+        pairs named and the refused ones given with the backend's reason."""
         built = self.buildable()
+        refused = self.refusals()
         out: dict[str, Any] = {"examples": self.examples, "guided_draws": self.guided, "features": {}}
         for f in FEATURES:
             out["features"][f] = {v: self.values[(f, v)] for v in self.domain[f]}
         for size, name in ((2, "pairs"), (3, "triples")):
-            covered = built[size] & self.seen[size]
-            total = len(built[size])
+            space = {c for c in built[size] if not any(p in refused for p in itertools.combinations(c, 2))}
+            covered = space & self.seen[size]
             out[name] = {
                 "covered": len(covered),
-                "total": total,
-                "ratio": round(len(covered) / total, 4) if total else None,
+                "total": len(space),
+                "ratio": round(len(covered) / len(space), 4) if space else None,
             }
         counts = dict(self.implementations.most_common())
         out["implementations"] = {"source": self.implementation_source, "counts": counts}
-        missing = sorted(built[2] - self.seen[2])
-        out["pairs"]["uncovered"] = [" & ".join(f"{f}={v}" for f, v in c) for c in missing[:50]]
+        missing = sorted(built[2] - self.seen[2] - set(refused))
+        out["pairs"]["uncovered"] = [_name(c) for c in missing[:50]]
+        out["pairs"]["refused"] = {_name(c): reason for c, reason in refused.items()}
         return out
+
+
+def _name(combo: Combo) -> str:
+    return " & ".join(f"{f}={v}" for f, v in combo)
 
 
 def _key(item: Item) -> int:
