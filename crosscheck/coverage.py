@@ -20,11 +20,13 @@ dimension, the one oneDNN's JIT kernels unroll:
 - `out_width` (≤ 14 / > 14 outputs): jit_avx512_common_conv_kernel.cpp's `small_spatial = 14` picks the loop
   order (loop_cwgn for ow, oh ≤ 14, loop_gncw above).
 
-The guide (`Guide`) is per backend and shared by all its properties: each example a property ran is observed.
-When a property's run starts, the guide plans a greedy covering array of what is still uncovered in that
-property's space (pairs first, then triples), and `conv_specs` (crosscheck.strategies) draws, three times in
-four, one of its rows (Hypothesis chooses which, so it shrinks and replays) and otherwise draws freely as before.
-The plan stays fixed for the run: Hypothesis requires that the same choices draw the same problem.
+The guide (`Guide`) is per backend and observes every example its properties ran. When a property's run starts,
+the guide plans a greedy covering array of that property's space (pairs first, then triples), its targets in an
+order seeded by the backend's and the property's names, and `conv_specs` (crosscheck.strategies) draws, three
+times in four, one of its rows (Hypothesis chooses which, so it shrinks and replays) and otherwise draws freely as
+before. A plan depends on nothing the run observed: Hypothesis requires that the same choices draw the same
+problem, and a property must draw the same examples whether or not the properties before it ran (a sharded run).
+The properties' differently ordered plans together reach what one property's budget cannot.
 """
 
 from __future__ import annotations
@@ -302,9 +304,6 @@ def guiding(guide: Guide | None) -> Iterator[None]:
 SAMPLE = 400  # random problems built to learn which combinations exist in a backend's space
 TARGETED = 12  # attempts per combination the sample missed
 PAIR_WEIGHT = 1000  # a greedy row's new pairs count before its new triples
-# A row target handed out this often in one property's space and still not covered (refused, declined, or rejected
-# by the property's own strategy, e.g. exact values that a large K cannot keep exact) is left to the other spaces.
-GIVE_UP = 4
 REFUSAL_TRIES = 8  # problems built per uncovered pair to tell a pair the backend refuses from one not reached
 PLAN_ROWS = 40  # rows planned for one property's run (its guided draws pick among them)
 
@@ -322,11 +321,12 @@ class Guide:
         self.guided = 0
         self.seen: dict[int, set[Combo]] = {2: set(), 3: set()}
         self.values: Counter[Item] = Counter()
-        self._rng = random.Random(f"coverage/{backend}")
         self._buildable: dict[int, set[Combo]] | None = None
         self._order: dict[int, list[Combo]] = {}
-        self._tries: Counter[Combo] = Counter()
         self._plans: dict[str, tuple[dict[str, str], ...]] = {}
+        self._rows = PLAN_ROWS
+        self._key = ""
+        self._run_implementations: Counter[str] = Counter()
 
     # What exists ------------------------------------------------------------------------------------------
     def buildable(self) -> dict[int, set[Combo]]:
@@ -354,9 +354,7 @@ class Guide:
                             break
             self._buildable = found
             for size in (2, 3):
-                order = sorted(found[size])
-                self._rng.shuffle(order)
-                self._order[size] = order
+                self._order[size] = sorted(found[size])
         return self._buildable
 
     def _all(self, size: int) -> Iterator[Combo]:
@@ -379,27 +377,29 @@ class Guide:
 
     def ran(self, names: list[str]) -> float:
         """Count the implementations an example ran; its score for hypothesis.target() is higher the rarer they
-        were in this backend's run so far (1 for one never reached before)."""
-        score = sum(1 / (1 + self.implementations[n]) for n in set(names))
+        were in this property's run so far (1 for one not reached before; per property, like the plans, so that
+        what a property draws does not depend on the properties before it)."""
+        score = sum(1 / (1 + self._run_implementations[n]) for n in set(names))
+        self._run_implementations.update(set(names))
         self.implementations.update(set(names))
         return score
 
-    def begin(self) -> None:
-        """A new Hypothesis run (one property) starts: its rows are planned afresh from what is still uncovered."""
+    def begin(self, key: str = "", examples: int | None = None) -> None:
+        """A new Hypothesis run (property `key`, of `examples` examples) starts: its rows are planned afresh, in its
+        own order, about as many as it will draw (planning is most of the guide's cost)."""
         self._plans.clear()
+        self._key = key
+        self._run_implementations.clear()
+        self._rows = PLAN_ROWS if examples is None else max(4, min(PLAN_ROWS, examples * 3 // 4 + 2))
 
-    def handed(self, row: Mapping[str, str], built: bool) -> None:
-        """A planned row was drawn; `built`: it became a problem the backend accepts. A target drawn GIVE_UP times
-        without being covered (refused, or rejected by the property's own strategy) is planned no more."""
+    def handed(self) -> None:
+        """A planned row was drawn."""
         self.guided += 1
-        target = _target_of(row)
-        self._tries[target] += 1 if built else GIVE_UP // 2
 
     # What to draw next ------------------------------------------------------------------------------------
     def plan(self, caps: Capabilities, dtypes: tuple[str, ...] | None = None) -> tuple[dict[str, str], ...]:
         """The rows a property whose space is `caps` draws from during this run: a greedy covering array of the pairs
-        (then, up to PLAN_ROWS rows, the triples) this backend's run has not covered yet. Fixed until `begin`:
-        Hypothesis requires that the same choices draw the same problem."""
+        (then, up to the row budget, the triples) of that space. Fixed until `begin`."""
         sub = domain(caps, dtypes)
         space = _space(sub)
         if space not in self._plans:
@@ -408,21 +408,26 @@ class Guide:
 
     def _greedy(self, sub: Mapping[str, tuple[str, ...]]) -> tuple[dict[str, str], ...]:
         built = self.buildable()
-        seen = {size: set(self.seen[size]) for size in (2, 3)}
+        seen: dict[int, set[Combo]] = {2: set(), 3: set()}
+        order = {size: list(self._order[size]) for size in (2, 3)}
+        rng = random.Random(f"coverage/{self.backend}/{self._key}")
+        for size in (2, 3):
+            rng.shuffle(order[size])
 
-        def open_targets(size: int) -> Iterator[Combo]:
-            for c in self._order[size]:
-                if c not in seen[size] and self._tries[c] < GIVE_UP and all(v in sub[f] for f, v in c):
-                    yield c
-
+        # The open targets in order, filtered once; a target a planned row covered is skipped as the pass goes on.
+        targets = [c for size in (2, 3) for c in order[size] if all(v in sub[f] for f, v in c)]
         rows: list[dict[str, str]] = []
-        while len(rows) < PLAN_ROWS:
-            target = next(open_targets(2), None) or next(open_targets(3), None)
-            if target is None:
+        at = 0
+        while len(rows) < self._rows:
+            while at < len(targets) and targets[at] in seen[len(targets[at])]:
+                at += 1
+            if at == len(targets):
                 break
+            target = targets[at]
             row = self._complete(dict(target), sub, built, seen)
             for size in (2, 3):
                 seen[size].update(combos({f: v for f, v in row.items() if f in _ORDER}, size))
+            seen[len(target)].add(target)  # a row cut short (no buildable value) must not be planned again
             row["_target"] = "|".join(f"{f}={v}" for f, v in target)
             rows.append(row)
         return tuple(rows)
@@ -439,18 +444,30 @@ class Guide:
         for f in FEATURES:
             if f in row:
                 continue
+            i = _ORDER[f]
+            # The row's items and pairs in FEATURES order, so that each combination with a candidate is built in
+            # order without sorting (this loop is most of a plan's cost).
+            items = sorted(row.items(), key=_key)
+            pairs_in_row = list(itertools.combinations(items, 2))
             best, best_score = None, -(PAIR_WEIGHT**3)
             for v in sub[f]:
-                candidate = (f, v)
-                pairs = [tuple(sorted((candidate, item), key=_key)) for item in row.items()]
+                c = (f, v)
+                pairs = [(item, c) if _ORDER[item[0]] < i else (c, item) for item in items]
                 if any(p not in built[2] for p in pairs):
                     continue
                 score = PAIR_WEIGHT * sum(p not in seen[2] for p in pairs)
                 unbuilt = False
-                for a, b in itertools.combinations(row.items(), 2):
-                    t = tuple(sorted((a, b, candidate), key=_key))
-                    score += t in built[3] and t not in seen[3]
-                    unbuilt = unbuilt or t not in built[3]
+                for a, b in pairs_in_row:
+                    if i < _ORDER[a[0]]:
+                        t = (c, a, b)
+                    elif i < _ORDER[b[0]]:
+                        t = (a, c, b)
+                    else:
+                        t = (a, b, c)
+                    if t in built[3]:
+                        score += t not in seen[3]
+                    else:
+                        unbuilt = True
                 # A value that completes an unbuilt triple comes last: the draw would most likely be refused.
                 score -= PAIR_WEIGHT * PAIR_WEIGHT * unbuilt
                 if score > best_score:
@@ -511,8 +528,3 @@ def _key(item: Item) -> int:
 
 def _space(sub: Mapping[str, tuple[str, ...]]) -> str:
     return repr(sorted(sub.items()))
-
-
-def _target_of(row: Mapping[str, str]) -> Combo:
-    text = row.get("_target", "")
-    return tuple(tuple(part.split("=", 1)) for part in text.split("|") if part)  # type: ignore[misc]

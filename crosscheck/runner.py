@@ -209,7 +209,7 @@ def run_property(
     start = time.perf_counter()
     exposes = guide is not None and backend.implementation_source != NOTHING_EXPOSED
     if guide is not None:
-        guide.begin()
+        guide.begin(prop.name, conf.max_examples)
         if exposes:
             backend.implementations()  # forget calls made outside this run (a failure shrunk before)
     try:

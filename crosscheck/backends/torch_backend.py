@@ -384,8 +384,9 @@ class TorchBackend(Backend):
         if not chosen.startswith("Mkldnn") or not torch.backends.mkldnn.is_available():  # type: ignore[no-untyped-call]
             yield
             return
-        from crosscheck.hardware import held_output, parse_onednn_verbose
+        from crosscheck.hardware import held_output, parse_onednn_verbose, torch_dispatch
 
+        torch_dispatch()  # oneDNN prints its ISA line once a process, to the first verbose call: keep it the probe
         with held_output(1) as verbose, torch.backends.mkldnn.verbose(torch.backends.mkldnn.VERBOSE_ON):  # type: ignore[no-untyped-call]
             yield
         seen += [f"onednn:{name}" for name in parse_onednn_verbose(verbose[0])["onednn_implementations"]]
