@@ -133,7 +133,7 @@ class RandomChooser:
 
 
 MAX_KERNEL = 7
-_MAX_OUT = {1: 24, 2: 10, 3: 5}
+MAX_OUT = {1: 24, 2: 10, 3: 5}  # outputs per dimension by rank, before the multiply-add budget
 _WIDE_OUT = (SMALL_SPATIAL + 1, 24)
 
 
@@ -199,16 +199,37 @@ def build(
     terms = (c_in // groups) * int(_prod(kernel))
     positions = max(1, max_macs // (batch * c_out * terms))
     wide_out = full["out_width"] != f"<={SMALL_SPATIAL}"
-    rest_out = 1 if wide_out else max(1, min(_MAX_OUT[rank], round(positions ** (1 / rank))))
+    rest_out = 1 if wide_out else max(1, min(MAX_OUT[rank], round(positions ** (1 / rank))))
     dims: list[tuple[int, tuple[int, int]]] = []
     for d in range(rank - 1):
         eff = effective_kernel(kernel[d], dilation[d])
-        dims.append(_dim(ch, eff, stride[d], mode, ch.integer(1, rest_out)))
+        dims.append(dimension(ch, eff, stride[d], mode, ch.integer(1, rest_out)))
     width = _width(ch, effective_kernel(kernel[-1], dilation[-1]), stride[-1], mode, full, rest_out)
     if width is None:
         return None
     dims.append(width)
-    spec = ConvSpec(
+    spec = assemble(batch, c_in, c_out, groups, kernel, stride, dilation, mode, dims, full["dtype"], full["layout"])
+    # The adjustments above aim at the row; a combination they cannot reach is refused here, never mislabelled.
+    if spec.macs > 16 * max_macs or any(classify(spec)[f] != v for f, v in full.items()):
+        return None
+    return spec
+
+
+def assemble(
+    batch: int,
+    c_in: int,
+    c_out: int,
+    groups: int,
+    kernel: list[int],
+    stride: list[int],
+    dilation: list[int],
+    mode: str,
+    dims: list[tuple[int, tuple[int, int]]],
+    dtype: str,
+    layout: str,
+) -> ConvSpec:
+    """The spec of drawn parts; `dims` holds (input size, explicit pads) per dimension (pads unused for named modes)."""
+    return ConvSpec(
         batch=batch,
         in_channels=c_in,
         out_channels=c_out,
@@ -218,13 +239,9 @@ def build(
         dilation=tuple(dilation),
         padding=tuple(p for _, p in dims) if mode == "explicit" else mode,
         groups=groups,
-        dtype=full["dtype"],
-        layout=full["layout"],
+        dtype=dtype,
+        layout=layout,
     )
-    # The adjustments above aim at the row; a combination they cannot reach is refused here, never mislabelled.
-    if spec.macs > 16 * max_macs or any(classify(spec)[f] != v for f, v in full.items()):
-        return None
-    return spec
 
 
 def _prod(values: list[int]) -> int:
@@ -242,14 +259,16 @@ def _per_dim(ch: Chooser, rank: int, above_one: bool, most: int) -> list[int]:
     return values
 
 
-def _dim(ch: Chooser, eff: int, stride: int, mode: str, out: int) -> tuple[int, tuple[int, int]]:
-    """(input size, pads) of a non-width dimension with `out` outputs (crosscheck.strategies.spatial_dim's rule)."""
+def dimension(ch: Chooser, eff: int, stride: int, mode: str, out: int) -> tuple[int, tuple[int, int]]:
+    """(input size, explicit pads) of one dimension with `out` outputs, for a dilated kernel `eff` wide; pads are
+    (0, 0) for named modes. Pads stay below the kernel, so no window lies wholly in the padding."""
     if mode == "explicit":
         lo = ch.integer(0, eff - 1)
         hi = ch.integer(0, min(eff - 1, (out - 1) * stride + eff - 1 - lo))
         return (out - 1) * stride + eff - lo - hi + ch.integer(0, stride - 1), (lo, hi)
     if mode == "VALID":
         return (out - 1) * stride + eff + ch.integer(0, stride - 1), (0, 0)
+    # SAME and SAME_LOWER pad any input up to ceil(n / stride) outputs.
     return ch.integer(max(1, (out - 1) * stride + 1), out * stride), (0, 0)
 
 

@@ -45,8 +45,8 @@ def _sampled_cached(options: tuple[Any, ...]) -> st.SearchStrategy[Any]:
 
 
 _BOOLEANS = st.booleans()
-MAX_KERNEL = 7
-_MAX_OUT = {1: 24, 2: 10, 3: 5}
+MAX_KERNEL = coverage.MAX_KERNEL
+_MAX_OUT = coverage.MAX_OUT
 
 
 @st.composite
@@ -67,17 +67,8 @@ def spatial_dim(
     draw: st.DrawFn, kernel: int, stride: int, dilation: int, mode: str, max_out: int
 ) -> tuple[int, tuple[int, int]]:
     """(input size, explicit pads) for one dimension; pads are (0, 0) for named modes."""
-    eff = effective_kernel(kernel, dilation)
     out = draw(_integers(1, max_out))
-    if mode == "explicit":
-        lo = draw(_integers(0, eff - 1))
-        hi = draw(_integers(0, min(eff - 1, (out - 1) * stride + eff - 1 - lo)))
-        rest = draw(_integers(0, stride - 1))
-        return (out - 1) * stride + eff - lo - hi + rest, (lo, hi)
-    if mode == "VALID":
-        return (out - 1) * stride + eff + draw(_integers(0, stride - 1)), (0, 0)
-    # SAME and SAME_LOWER pad any input up to ceil(n / stride) outputs.
-    return draw(_integers(max(1, (out - 1) * stride + 1), out * stride)), (0, 0)
+    return coverage.dimension(_DrawChooser(draw), effective_kernel(kernel, dilation), stride, mode, out)
 
 
 _channel_groups = functools.lru_cache(maxsize=None)(channel_groups)
@@ -124,19 +115,8 @@ def conv_specs(
     positions = max(1, max_macs // (batch * c_out * terms))
     max_out = max(1, min(_MAX_OUT[rank], round(positions ** (1 / rank))))
     dims = [draw(_spatial_dim(k, s, d, mode, max_out)) for k, s, d in zip(kernel, stride, dilation)]
-    spec = ConvSpec(
-        batch=batch,
-        in_channels=c_in,
-        out_channels=c_out,
-        in_size=tuple(n for n, _ in dims),
-        kernel=tuple(kernel),
-        stride=tuple(stride),
-        dilation=tuple(dilation),
-        padding=tuple(p for _, p in dims) if mode == "explicit" else mode,
-        groups=groups,
-        dtype=dtype,
-        layout=draw(_sampled(tuple(caps.layouts))),
-    )
+    layout = draw(_sampled(tuple(caps.layouts)))
+    spec = coverage.assemble(batch, c_in, c_out, groups, kernel, stride, dilation, mode, dims, dtype, layout)
     # Combination rules (e.g. TensorFlow: no stride > 1 with dilation > 1) are rare enough to filter.
     assume(caps.refuses(spec) is None)
     return spec
