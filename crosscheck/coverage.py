@@ -432,6 +432,9 @@ class Guide:
         rng = random.Random(f"coverage/{self.backend}/{self._key}")
         for size in (2, 3):
             rng.shuffle(order[size])
+            # Combinations of features with many values (dtype × padding: 40 for NumPy) need the most rows and no
+            # property's run draws them all: every property starts with them, each in its own order.
+            order[size].sort(key=lambda c: -_prod([len(sub[f]) for f, _ in c]))
 
         # The open targets in order, filtered once; a target a planned row covered is skipped as the pass goes on.
         targets = [c for size in (2, 3) for c in order[size] if all(v in sub[f] for f, v in c)]
