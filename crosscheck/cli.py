@@ -310,12 +310,34 @@ def summary_table(record: dict[str, Any], colour: bool = False) -> str:
         )
         for f in pw["failures"]:
             lines.append(f"  {f['message']}")
+    lines += coverage_lines(record)
     s = record["summary"]
     skipped = f", {s['skipped']} not run" if s.get("skipped") else ""
     lines.append(
         f"\n{s['passed']} passed, {s['failed']} failed, {s['unsupported']} unsupported, {s['error']} errors{skipped}"
     )
     return "\n".join(lines)
+
+
+def coverage_lines(record: dict[str, Any]) -> list[str]:
+    """Per backend, the share of the feature pairs and triples it can build that the run ran, and the implementations
+    its calls reached where the framework tells (crosscheck.coverage)."""
+    cov = record.get("coverage") or {}
+    if not cov:
+        return []
+    lines = ["\ncoverage (pairs and triples of the feature values each backend supports; implementations it ran):"]
+    for name, c in cov.items():
+        p, t = c["pairs"], c["triples"]
+        text = (
+            f"{name}: pairs {p['covered']}/{p['total']} {100 * (p['ratio'] or 0):.1f}%, "
+            f"triples {t['covered']}/{t['total']} {100 * (t['ratio'] or 0):.1f}%, {c['examples']} examples"
+        )
+        lines.append(textwrap.fill(text, TABLE_WIDTH, initial_indent="  ", subsequent_indent="      "))
+        counts = (c.get("implementations") or {}).get("counts") or {}
+        if counts:
+            text = ", ".join(f"{impl}={n}" for impl, n in counts.items())
+            lines.append(textwrap.fill(text, TABLE_WIDTH, initial_indent="    ", subsequent_indent="      "))
+    return lines
 
 
 _OUTCOME_MARK = {
@@ -400,6 +422,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         check_isolation(level, not args.no_isolation)
     path, html = args.out / "crosscheck.json", args.out / "crosscheck.html"
     prepare_outputs([path, html])  # an unwritable --out is refused now, not after the whole run
+    # Hypothesis mixes integer constants of every local module loaded so far into its draws (providers.py,
+    # _get_local_constants): loading the report's modules only after the run would give a second run in this
+    # process other examples for the same seed.
+    import crosscheck.report.render  # noqa: F401
+
     options = RunOptions(
         backends=args.backends,
         properties=args.properties,

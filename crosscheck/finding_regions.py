@@ -62,6 +62,14 @@ def _tf_depthwise_float16(spec: ConvSpec) -> bool:
     return spec.stride[0] == spec.stride[1] and not (max(spec.stride) > 1 and max(spec.dilation) > 1)
 
 
+def _tf_bfloat16_depthwise_row_stride_below_column(spec: ConvSpec) -> bool:
+    # oneDNN's bfloat16 depthwise kernels (TensorFlow sends bfloat16 depthwise problems with unequal strides to
+    # depthwise_conv2d): a height stride of 1 under a larger width stride leaves output rows unwritten.
+    if spec.dtype != "bfloat16" or spec.rank != 2 or not 1 < spec.groups == spec.in_channels:
+        return False
+    return spec.stride[0] == 1 < spec.stride[1] and max(spec.dilation) == 1
+
+
 def _float16(spec: ConvSpec) -> bool:
     return spec.dtype == "float16"
 
@@ -116,6 +124,17 @@ def _unclamped_same_pad_negative(spec: ConvSpec) -> bool:
     return False
 
 
+def _tf_eigen_conv3d_same_pad_below_minus_one(spec: ConvSpec) -> bool:
+    # TensorFlow's Eigen Conv3D (the CPU dtypes oneDNN does not serve) halves a negative SAME pad with truncation:
+    # from -2 down, the window moves.
+    if spec.rank != 3 or spec.dtype not in ("float64", "float16") or spec.padding != "SAME":
+        return False
+    return any(
+        (-(-n // s) - 1) * s + effective_kernel(k, d) - n <= -2
+        for n, k, s, d in zip(spec.in_size, spec.kernel, spec.stride, spec.dilation)
+    )
+
+
 def _onnx_reference_grouped_transpose(spec: ConvSpec) -> bool:
     return spec.groups > 1 and not spec.in_channels == spec.out_channels == spec.groups
 
@@ -154,6 +173,12 @@ REGIONS: dict[str, tuple[Region, ...]] = {
     "onnxruntime-same-padding-negative-pad-shifts-the-window": (
         # precision_modes' default mode is the plain forward call: the same shifted window.
         Region("onnxruntime", FORWARD | {"precision_modes"}, _unclamped_same_pad_negative),
+    ),
+    "tensorflow-eigen-conv3d-same-negative-pad-shifts-the-window": (
+        Region(TF, FORWARD, _tf_eigen_conv3d_same_pad_below_minus_one),
+    ),
+    "tensorflow-onednn-bfloat16-depthwise-unequal-strides-skips-rows": (
+        Region(TF, FORWARD, _tf_bfloat16_depthwise_row_stride_below_column, min_isa_class="avx512-bf16"),
     ),
     "onnx-reference-grouped-conv-transpose-slices-the-weight-wrongly": (
         Region(ONNX_REF, TRANSPOSED, _onnx_reference_grouped_transpose),

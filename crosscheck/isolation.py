@@ -144,6 +144,7 @@ def _describe(backend: Backend) -> dict[str, Any]:
         # The backward passes' own spaces (Capabilities.gradients / .transposed) and their constraints.
         "constrained_spaces": [f for f in _SPACES if (sub := getattr(caps, f)) is not None and sub.constraints],
         "may_decline": backend.may_decline,
+        "implementation_source": backend.implementation_source,
         "isa_switches": tuple(backend.isa_switches),
         "precision_modes": tuple(backend.precision_modes()),
     }
@@ -245,6 +246,8 @@ def _serve(conn: Connection, sys_path: list[str], factory_bytes: bytes, log_path
                 value = backend.native_snippet(arg)
             elif op == "reproducer":
                 value = backend.reproducer(*arg)
+            elif op == "implementations":
+                value = backend.implementations()
             else:
                 raise ValueError(f"unknown request {op!r}")
             reply = ("ok", value)
@@ -550,6 +553,7 @@ class IsolatedBackend(Backend):
         self.device = str(self._info["device"])
         self.may_decline = bool(self._info["may_decline"])
         self.isa_switches = tuple(self._info.get("isa_switches", ()))
+        self.implementation_source = str(self._info.get("implementation_source", self.implementation_source))
         caps: Capabilities = self._info["capabilities"]
         self._caps = replace(caps, constraints=(self._refuses,)) if self._info["has_constraints"] else caps
         for space in self._info.get("constrained_spaces", ()):
@@ -643,6 +647,16 @@ class IsolatedBackend(Backend):
         except Exception:  # noqa: BLE001
             return None
         return text
+
+    def implementations(self) -> list[str]:
+        # A record of coverage, like a snippet a courtesy: never restart a dead worker (or fail a run) for it.
+        if self._worker is None or not self._worker.alive:
+            return []
+        try:
+            names: list[str] = self._call("implementations", None, "asking which implementations ran")
+        except Exception:  # noqa: BLE001
+            return []
+        return names
 
     def native_snippet(self, problem: ConvProblem) -> str | None:
         return self._courtesy("native_snippet", problem)

@@ -167,6 +167,18 @@ SCHEMA: dict[str, Any] = {
                 },
             },
         },
+        # Optional (records before crosscheck.coverage lack it): backend -> its feature-combination coverage.
+        "coverage": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["examples", "pairs", "triples"],
+                "properties": {
+                    "pairs": {"type": "object", "required": ["covered", "total"]},
+                    "triples": {"type": "object", "required": ["covered", "total"]},
+                },
+            },
+        },
         "summary": {
             "type": "object",
             "required": ["passed", "failed", "unsupported", "error"],

@@ -12,7 +12,8 @@ import hypothesis
 from hypothesis import HealthCheck, given
 
 from crosscheck import signals
-from crosscheck.backends.base import Backend, Capabilities
+from crosscheck.backends.base import NOTHING_EXPOSED, Backend, Capabilities
+from crosscheck.coverage import Guide, guiding
 from crosscheck.diagnosis import diagnose
 from crosscheck.findings import explains, failing, region_entry, regions_holding, replay
 from crosscheck.hardware import environment_line
@@ -175,6 +176,7 @@ def run_property(
     progress: Progress | None = None,
     crash_shrink_budget_s: float = CRASH_SHRINK_BUDGET_S,
     distinct_bugs: int = 1,
+    guide: Guide | None = None,
 ) -> PropertyResult:
     """Run `prop` on `backend` for the profile's example budget; never raises for a failing property.
 
@@ -185,6 +187,7 @@ def run_property(
     budget, treats failures of the bugs already reported as covered and reports (shrunk) the first failure of
     another, up to `distinct_bugs` in all. Crashes, hangs and flaky failures end the search (every further
     example would restart a worker or wait out its timeout).
+    `guide` (the backend's feature-combination coverage, crosscheck.coverage) steers the draws and observes what ran.
     """
     reason = prop.applies(backend)
     if reason:
@@ -247,6 +250,10 @@ def run_property(
         for k in known:
             result.regions.setdefault(k.id, Counter())["passed"] += 1
         tally.add(obs.dtype, obs.max_ratio, obs.max_ulp, obs.expected_ratio, obs.exact, obs.features, obs.informative)
+        if guide is not None:
+            guide.observe(problem.spec)
+            if exposes:  # steer toward the implementations this backend's run has reached least so far
+                hypothesis.target(guide.ran(backend.implementations()), label="rarely reached implementation")
         for o in [obs, *obs.modes]:
             if o.mode:
                 tally.add_mode(o.mode, o.dtype, o.max_ratio, o.max_ulp, o.expected_ratio, o.exact)
@@ -261,23 +268,29 @@ def run_property(
     conf = hypothesis.settings(conf, suppress_health_check=[*conf.suppress_health_check, HealthCheck.filter_too_much])
     key = f"{backend.name}/{prop.name}"
     start = time.perf_counter()
+    exposes = guide is not None and backend.implementation_source != NOTHING_EXPOSED
+    if guide is not None:
+        guide.begin(prop.name, conf.max_examples)
+        if exposes:
+            backend.implementations()  # forget calls made outside this run (a failure shrunk before)
     try:
-        for search in range(max(1, distinct_bugs)):
-            failing, first_death = False, 0.0
-            deaths.clear()
-            test = prepare(
-                given(strategy)(example),
-                example,
-                conf,
-                profile=profile,
-                seed=None if seed is None else seed + search,
-                # Each further search has its own database entry: the first one's would replay the bug found.
-                key=key if search == 0 else f"{key}#search{search + 1}",
-            )
-            found = _search(test, backend, result, deaths)
-            if found is None or found.kind in DEATHS or result.interrupted:
-                break
-            bugs.append(_Bug.of(found, prop.space(backend)))
+        with guiding(guide):
+            for search in range(max(1, distinct_bugs)):
+                failing, first_death = False, 0.0
+                deaths.clear()
+                test = prepare(
+                    given(strategy)(example),
+                    example,
+                    conf,
+                    profile=profile,
+                    seed=None if seed is None else seed + search,
+                    # Each further search has its own database entry: the first one's would replay the bug found.
+                    key=key if search == 0 else f"{key}#search{search + 1}",
+                )
+                found = _search(test, backend, result, deaths)
+                if found is None or found.kind in DEATHS or result.interrupted:
+                    break
+                bugs.append(_Bug.of(found, prop.space(backend)))
     finally:
         result.duration_s = time.perf_counter() - start
     if result.status == "failed":

@@ -15,6 +15,7 @@ from typing import Any
 from crosscheck import __version__
 from crosscheck.backends.base import Backend, BackendUnavailable
 from crosscheck.backends.registry import backend_names, expand, get_backend, instantiate, resolve
+from crosscheck.coverage import Guide
 from crosscheck.environment import fingerprint
 from crosscheck.errors import CrosscheckError
 from crosscheck.hardware import NATIVE, expected_class, level_env
@@ -278,9 +279,12 @@ def run_backends(
             PROPERTIES[p].applies(b) is None for b in backends for p in props if units is None or (b.name, p) in units
         )
         expect(planned + int(options.pairwise and (units is None or PAIRWISE in units) and len(backends) >= 2))
+    guides: dict[str, Guide] = {}
     try:
         for backend in backends:
             died: str | None = None
+            # One guide for all of a backend's properties: each aims at what the ones before it left uncovered.
+            guide = guides[backend.name] = Guide(backend.name, backend.capabilities(), backend.implementation_source)
             for name in props:
                 if units is not None and (backend.name, name) not in units:
                     continue
@@ -298,6 +302,7 @@ def run_backends(
                     seed=options.seed,
                     progress=progress,
                     distinct_bugs=1 if options.fail_fast else options.distinct_bugs,
+                    guide=guide,
                 )
                 results.append(r)
                 death = next((f["kind"] for f in r.failures if f.get("kind") in DEATHS), None)
@@ -357,6 +362,7 @@ def run_backends(
         + missing,
         "results": entries,
         "pairwise": pairwise,
+        "coverage": {name: g.to_dict() for name, g in guides.items() if g.examples},
         "summary": summarize(entries, pairwise),
     }
 
@@ -406,6 +412,7 @@ def tag_level(record: dict[str, Any], level: str) -> dict[str, Any]:
     env = record["environment"]
     for key in ("dispatch", "precision_flags"):
         env[key] = {at_level(k, level): v for k, v in (env.get(key) or {}).items()}
+    record["coverage"] = {at_level(k, level): v for k, v in (record.get("coverage") or {}).items()}
     pw = record.get("pairwise")
     if pw:
         pw["backends"] = [at_level(b, level) for b in pw["backends"]]

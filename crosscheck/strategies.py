@@ -16,6 +16,7 @@ import numpy as np
 from hypothesis import assume
 from hypothesis import strategies as st
 
+from crosscheck import coverage
 from crosscheck.backends.base import Capabilities
 from crosscheck.padding import effective_kernel
 from crosscheck.problem import ConvProblem, ConvSpec
@@ -44,8 +45,8 @@ def _sampled_cached(options: tuple[Any, ...]) -> st.SearchStrategy[Any]:
 
 
 _BOOLEANS = st.booleans()
-MAX_KERNEL = 7
-_MAX_OUT = {1: 24, 2: 10, 3: 5}
+MAX_KERNEL = coverage.MAX_KERNEL
+_MAX_OUT = coverage.MAX_OUT
 
 
 @st.composite
@@ -66,17 +67,8 @@ def spatial_dim(
     draw: st.DrawFn, kernel: int, stride: int, dilation: int, mode: str, max_out: int
 ) -> tuple[int, tuple[int, int]]:
     """(input size, explicit pads) for one dimension; pads are (0, 0) for named modes."""
-    eff = effective_kernel(kernel, dilation)
     out = draw(_integers(1, max_out))
-    if mode == "explicit":
-        lo = draw(_integers(0, eff - 1))
-        hi = draw(_integers(0, min(eff - 1, (out - 1) * stride + eff - 1 - lo)))
-        rest = draw(_integers(0, stride - 1))
-        return (out - 1) * stride + eff - lo - hi + rest, (lo, hi)
-    if mode == "VALID":
-        return (out - 1) * stride + eff + draw(_integers(0, stride - 1)), (0, 0)
-    # SAME and SAME_LOWER pad any input up to ceil(n / stride) outputs.
-    return draw(_integers(max(1, (out - 1) * stride + 1), out * stride)), (0, 0)
+    return coverage.dimension(_DrawChooser(draw), effective_kernel(kernel, dilation), stride, mode, out)
 
 
 _channel_groups = functools.lru_cache(maxsize=None)(channel_groups)
@@ -100,6 +92,13 @@ def conv_specs(
     allowed = [d for d in (dtypes or caps.dtypes) if d in caps.dtypes]
     if not allowed:
         raise ValueError("conv_specs: no dtype is both requested and supported")
+    guide = coverage.current()
+    # Under a coverage guide (crosscheck.coverage), seven draws in eight take a row of its plan; 0 (where shrinking
+    # goes) is the free draw below, so a failure shrinks to a plain problem.
+    if guide is not None:
+        rows = guide.plan(caps, tuple(allowed))
+        if rows and draw(_integers(0, 7)) > 0:
+            return draw(_guided_spec(guide, rows, caps, tuple(allowed), max_macs, min_taps))
     dtype = draw(_sampled(tuple(allowed)))
     rank = draw(_sampled(tuple(caps.ranks)))
     c_in, c_out, groups = draw(_channel_groups(caps.groups))
@@ -116,22 +115,43 @@ def conv_specs(
     positions = max(1, max_macs // (batch * c_out * terms))
     max_out = max(1, min(_MAX_OUT[rank], round(positions ** (1 / rank))))
     dims = [draw(_spatial_dim(k, s, d, mode, max_out)) for k, s, d in zip(kernel, stride, dilation)]
-    spec = ConvSpec(
-        batch=batch,
-        in_channels=c_in,
-        out_channels=c_out,
-        in_size=tuple(n for n, _ in dims),
-        kernel=tuple(kernel),
-        stride=tuple(stride),
-        dilation=tuple(dilation),
-        padding=tuple(p for _, p in dims) if mode == "explicit" else mode,
-        groups=groups,
-        dtype=dtype,
-        layout=draw(_sampled(tuple(caps.layouts))),
-    )
+    layout = draw(_sampled(tuple(caps.layouts)))
+    spec = coverage.assemble(batch, c_in, c_out, groups, kernel, stride, dilation, mode, dims, dtype, layout)
     # Combination rules (e.g. TensorFlow: no stride > 1 with dilation > 1) are rare enough to filter.
     assume(caps.refuses(spec) is None)
     return spec
+
+
+@st.composite
+def _guided_spec(
+    draw: st.DrawFn,
+    guide: coverage.Guide,
+    rows: tuple[dict[str, str], ...],
+    caps: Capabilities,
+    dtypes: tuple[str, ...],
+    max_macs: int,
+    min_taps: int,
+) -> ConvSpec:
+    row = draw(_integers(0, len(rows) - 1))
+    spec = coverage.build(_DrawChooser(draw), caps, rows[row], dtypes=dtypes, max_macs=max_macs, min_taps=min_taps)
+    ok = spec is not None and caps.refuses(spec) is None
+    guide.handed()
+    assume(ok)
+    assert spec is not None
+    return spec
+
+
+class _DrawChooser:
+    """coverage.build's choices, drawn by Hypothesis (so that they shrink and replay)."""
+
+    def __init__(self, draw: st.DrawFn) -> None:
+        self.draw = draw
+
+    def integer(self, lo: int, hi: int) -> int:
+        return self.draw(_integers(lo, hi))
+
+    def pick(self, options: tuple[Any, ...]) -> Any:
+        return self.draw(_sampled(tuple(options)))
 
 
 @st.composite

@@ -158,6 +158,9 @@ class PrecisionMode:
         }
 
 
+NOTHING_EXPOSED = "nothing exposed: the adapter does not ask the framework which kernel it ran"
+
+
 class BackendUnavailable(Exception):
     """The framework behind a backend is not installed or cannot run here."""
 
@@ -178,6 +181,8 @@ class Backend(abc.ABC):
     # is then counted as unsupported rather than failed (user functions; built-in adapters declare
     # their capabilities instead, so for them NotImplementedError stays a failure).
     may_decline: bool = False
+    # Where `implementations` reads which implementation a call ran, or why nothing tells (crosscheck.coverage).
+    implementation_source: str = NOTHING_EXPOSED
 
     def __init__(self, device: str = "cpu") -> None:
         if device not in self.devices:
@@ -235,6 +240,11 @@ class Backend(abc.ABC):
     def native_snippet(self, problem: ConvProblem) -> str | None:
         """A snippet that calls the framework directly on `problem`'s arrays, if the adapter has one."""
         return None
+
+    def implementations(self) -> list[str]:
+        """The implementations the calls since the previous `implementations()` ran, each `source:name` (e.g.
+        `torch:Mkldnn`, `onednn:brg_conv_fwd:avx512_core`); empty where the framework tells nothing."""
+        return []
 
     def dispatch(self) -> dict[str, Any]:
         """What this backend's kernels dispatch to here (`crosscheck.hardware`): always an `isa_class` and

@@ -18,9 +18,10 @@ dimension, so asymmetric pads pass their common part and the output is cropped (
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -338,7 +339,8 @@ class TorchBackend(Backend):
             if any(extra):
                 x = F.pad(x, extra)
         conv = getattr(F, f"conv{spec.rank}d")
-        with torch.no_grad(), warnings.catch_warnings():
+        chosen = self._selected(x, w, spec, padding)
+        with torch.no_grad(), warnings.catch_warnings(), self._watching(chosen):
             # A performance note (torch pads a copy of the input for 'same' with an even kernel),
             # printed once per process into the middle of the CLI's live display.
             warnings.filterwarnings("ignore", "Using padding='same' with even kernel", UserWarning)
@@ -346,6 +348,48 @@ class TorchBackend(Backend):
         if self.device == "cuda":
             torch.cuda.synchronize()  # surface asynchronous kernel errors here, not in a later call
         return to_numpy(y, spec.dtype)
+
+    # ---- which implementation ran (crosscheck.coverage) ------------------------------------------
+
+    implementation_source = (
+        "torch._C._select_conv_backend (torch's own choice: Slow2d, SlowDilated3d, Mkldnn, ...) and, for Mkldnn, "
+        "oneDNN's verbose implementation names, read in-process around the call"
+    )
+
+    def implementations(self) -> list[str]:
+        seen: list[str] = self.__dict__.pop("_seen", [])
+        return seen
+
+    def _selected(self, x: torch.Tensor, w: torch.Tensor, spec: ConvSpec, padding: str | tuple[int, ...]) -> str:
+        """torch's backend choice for this call. For 'same', torch pads the input by the odd extra pad first and then
+        convolves with the smaller pad on both sides: asking with the larger one on both sides sees that same size."""
+        import torch
+
+        pads = list(padding) if not isinstance(padding, str) else [max(p) for p in spec.pads]
+        try:
+            chosen = torch._C._select_conv_backend(
+                x, w, None, list(spec.stride), pads, list(spec.dilation), False, [0] * spec.rank, spec.groups
+            )
+        except (AttributeError, RuntimeError, TypeError):  # a torch without it, or a call it refuses
+            return "unknown"
+        return str(chosen).rsplit(".", 1)[-1]
+
+    @contextlib.contextmanager
+    def _watching(self, chosen: str) -> Iterator[None]:
+        """Note torch's choice and, when it is oneDNN, the implementation oneDNN's verbose mode names."""
+        import torch
+
+        seen: list[str] = self.__dict__.setdefault("_seen", [])
+        seen.append(f"torch:{chosen}")
+        if not chosen.startswith("Mkldnn") or not torch.backends.mkldnn.is_available():  # type: ignore[no-untyped-call]
+            yield
+            return
+        from crosscheck.hardware import held_output, parse_onednn_verbose, torch_dispatch
+
+        torch_dispatch()  # oneDNN prints its ISA line once a process, to the first verbose call: keep it the probe
+        with held_output(1) as verbose, torch.backends.mkldnn.verbose(torch.backends.mkldnn.VERBOSE_ON):  # type: ignore[no-untyped-call]
+            yield
+        seen += [f"onednn:{name}" for name in parse_onednn_verbose(verbose[0])["onednn_implementations"]]
 
     # ---- reduced-precision modes (property `precision_modes`) ----------------------------------
 

@@ -169,6 +169,20 @@ def _merge_backends(shards: list[tuple[str, dict[str, Any]]]) -> list[dict[str, 
     ]
 
 
+def _merge_coverage(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Each backend's feature-combination coverage (crosscheck.coverage). A backend whose properties several shards
+    split keeps the shard with the most examples, marked partial: the records hold counts, not the combinations."""
+    out: dict[str, Any] = {}
+    for r in records:
+        for name, c in (r.get("coverage") or {}).items():
+            if name in out:
+                keep = max(out[name], c, key=lambda x: x["examples"])
+                out[name] = {**keep, "partial": True}
+            else:
+                out[name] = c
+    return out
+
+
 def _merge_pairwise(shards: list[tuple[str, dict[str, Any]]]) -> dict[str, Any] | None:
     parts = [(label, r["pairwise"]) for label, r in shards if r.get("pairwise")]
     if not parts:
@@ -242,6 +256,7 @@ def merge_records(records: Sequence[dict[str, Any]], sources: Sequence[str] | No
         "backends": _merge_backends(shards),
         "results": results,
         "pairwise": pairwise,
+        "coverage": _merge_coverage(records),
         "summary": summarize(results, pairwise),
         "shards": entries,
         "sharding": shard_sets(entries),

@@ -139,6 +139,7 @@ def build_context(record: dict[str, Any]) -> dict[str, Any]:
         "pad_examples": semantics.pad_examples(),
         "backend_padding": semantics.backend_padding(view),
         "coverage": _coverage(view),
+        "combinations": view.get("coverage") or {},
     }
 
 
