@@ -130,21 +130,31 @@ class _Bug:
     Covered means the same diagnosis (the same kind, and the same cause where the message names one) on a problem
     that has every feature of the first minimal example beyond the simplest problem's (its trigger: shrinking
     keeps only what the failure needs). A failure without one of those features cannot be the same trigger.
+
+    Shrinking is a search too, and may stop at an example with a feature the failure does not need (seen: a grouped
+    minimal example for a backend wrong on every problem). A later bug whose trigger the earlier one's example has
+    is then the same bug, found in a simpler form: it `subsumes` the earlier one, which is dropped.
     """
 
     signature: str
     trigger: frozenset[str]
+    features: frozenset[str]
+    record: dict[str, Any] = field(compare=False)  # its entry in the result's failures
 
     @staticmethod
     def signature_of(exc: PropertyFailure) -> str:
         return f"{exc.kind}: {diagnose(exc.detail, exc.kind) or 'wrong values'}"
 
     @classmethod
-    def of(cls, exc: PropertyFailure, space: Capabilities | None) -> _Bug:
-        return cls(cls.signature_of(exc), frozenset(set(_features(exc.problem)) - _simplest(space)))
+    def of(cls, exc: PropertyFailure, space: Capabilities | None, record: dict[str, Any]) -> _Bug:
+        seen = frozenset(_features(exc.problem))
+        return cls(cls.signature_of(exc), seen - _simplest(space), seen, record)
 
     def covers(self, exc: PropertyFailure) -> bool:
         return self.signature_of(exc) == self.signature and self.trigger <= set(_features(exc.problem))
+
+    def subsumes(self, other: _Bug) -> bool:
+        return self.signature == other.signature and self.trigger <= other.features
 
 
 def _features(problem: ConvProblem) -> list[str]:
@@ -290,7 +300,11 @@ def run_property(
                 found = _search(test, backend, result, deaths)
                 if found is None or found.kind in DEATHS or result.interrupted:
                     break
-                bugs.append(_Bug.of(found, prop.space(backend)))
+                bug = _Bug.of(found, prop.space(backend), result.failures[-1])
+                for older in [b for b in bugs if bug.subsumes(b)]:
+                    bugs.remove(older)
+                    result.failures = [f for f in result.failures if f is not older.record]
+                bugs.append(bug)
     finally:
         result.duration_s = time.perf_counter() - start
     if result.status == "failed":

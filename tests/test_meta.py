@@ -110,3 +110,17 @@ def test_one_bug_is_reported_once_however_long_the_search() -> None:
     backend = FunctionBackend(wc.flipped_kernel, "flipped", dtypes=("float64", "float32"))
     result = run_property(backend, PROPERTIES["matches_reference"], profile="ci", distinct_bugs=3)
     assert len(result.failures) == 1 and result.repeats > 0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_bug_first_shrunk_to_a_needless_feature_is_still_one_bug(seed: int) -> None:
+    """Under the coverage guide a short search can stop shrinking at, say, a grouped example of a backend wrong on
+    every problem; the plain failure found next is the same bug in a simpler form and replaces it."""
+    from crosscheck.session import RunOptions, run_backends
+
+    backend = FunctionBackend(lambda x, w, **kw: -wc.correlate(x, w, **kw), "negated", dtypes=("float64",))
+    record = run_backends([backend], [], ["matches_reference"], RunOptions(max_examples=10, pairwise=False, seed=seed))
+    (result,) = record["results"]
+    assert result["status"] == "failed" and len(result["failures"]) == 1, [
+        f["problem"]["spec"] for f in result["failures"]
+    ]
