@@ -26,6 +26,7 @@ from fractions import Fraction
 import numpy as np
 
 from crosscheck.bounds import F64_U, gamma
+from crosscheck.padding import effective_kernel
 from crosscheck.problem import ConvProblem
 
 MODELS = ("elementwise", "normwise", "winograd")
@@ -134,7 +135,7 @@ def winograd_magnitude(problem: ConvProblem, m: int) -> np.ndarray:
     position the element can take in an m-sized output tile (so, over every tiling)."""
     spec = problem.spec
     rank = spec.rank
-    eff = tuple((k - 1) * d + 1 for k, d in zip(spec.kernel, spec.dilation))
+    eff = tuple(effective_kernel(k, d) for k, d in zip(spec.kernel, spec.dilation))
     # The dilated kernel as a dense one: Winograd on it (then striding) computes exactly the same sums.
     g = np.zeros((*spec.w_shape[:2], *eff))
     g[(slice(None), slice(None), *(slice(None, None, d) for d in spec.dilation))] = np.abs(problem.w.astype(np.float64))
@@ -185,7 +186,7 @@ def winograd_error(problem: ConvProblem, u: float, model: str = "winograd") -> n
     spec = problem.spec
     if np.iscomplexobj(problem.x):
         raise ValueError("the winograd accuracy model covers real dtypes only")
-    eff = tuple((k - 1) * d + 1 for k, d in zip(spec.kernel, spec.dilation))
+    eff = tuple(effective_kernel(k, d) for k, d in zip(spec.kernel, spec.dilation))
     channels = spec.in_channels // spec.groups
     out = np.zeros(spec.y_shape)
     for m in winograd_tiles(model):

@@ -20,7 +20,6 @@ if TYPE_CHECKING:
 DEFAULT_TIMEOUT_S = 60.0  # crosscheck.isolation's, without importing it at start-up
 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
 
 
 class _Parser(argparse.ArgumentParser):
@@ -78,7 +77,7 @@ def _levels(text: str) -> list[str]:
     try:
         return parse_levels(text)
     except CrosscheckError as exc:
-        raise argparse.ArgumentTypeError(str(exc).removeprefix("--isa: ")) from None
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _dims(text: str) -> tuple[int, ...]:

@@ -22,8 +22,8 @@ dimension, the one oneDNN's JIT kernels unroll:
 
 The guide (`Guide`) is per backend and observes every example its properties ran. When a property's run starts,
 the guide plans a greedy covering array of that property's space (pairs first, then triples), its targets in an
-order seeded by the backend's and the property's names, and `conv_specs` (crosscheck.strategies) draws, three
-times in four, one of its rows (Hypothesis chooses which, so it shrinks and replays) and otherwise draws freely as
+order seeded by the backend's and the property's names, and `conv_specs` (crosscheck.strategies) draws, seven
+times in eight, one of its rows (Hypothesis chooses which, so it shrinks and replays) and otherwise draws freely as
 before. A plan depends on nothing the run observed: Hypothesis requires that the same choices draw the same
 problem, and a property must draw the same examples whether or not the properties before it ran (a sharded run).
 The properties' differently ordered plans together reach what one property's budget cannot.
@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 import random
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -109,7 +110,7 @@ def classify(spec: ConvSpec) -> dict[str, str]:
 
 
 def combos(labels: Mapping[str, str], size: int) -> Iterator[Combo]:
-    items = sorted(labels.items(), key=lambda kv: _ORDER[kv[0]])
+    items = sorted(labels.items(), key=_key)
     return itertools.combinations(items, size)
 
 
@@ -134,6 +135,16 @@ class RandomChooser:
 
 MAX_KERNEL = 7
 MAX_OUT = {1: 24, 2: 10, 3: 5}  # outputs per dimension by rank, before the multiply-add budget
+
+
+def max_out(rank: int, batch: int, c_in: int, c_out: int, groups: int, kernel: list[int], max_macs: int) -> int:
+    """Outputs per dimension that keep a problem within `max_macs` multiply-adds (and MAX_OUT)."""
+    terms = (c_in // groups) * math.prod(kernel)
+    positions = max(1, max_macs // (batch * c_out * terms))
+    per_dim: float = positions ** (1 / rank)
+    return max(1, min(MAX_OUT[rank], round(per_dim)))
+
+
 _WIDE_OUT = (SMALL_SPATIAL + 1, 24)
 
 
@@ -182,7 +193,7 @@ def build(
     batch = 1 if full["batch"] == "1" else ch.integer(2, 4)
     kmax = 3 if wide_channels else MAX_KERNEL
     kernel = [ch.integer(1, kmax) for _ in range(rank)]
-    if _prod(kernel) < min_taps:
+    if math.prod(kernel) < min_taps:
         kernel[0] = max(kernel[0], min_taps)
     stride = _per_dim(ch, rank, full["stride"] == ">1", min(4, caps.max_stride))
     dilation = _per_dim(ch, rank, full["dilation"] == ">1", min(3, caps.max_dilation))
@@ -196,10 +207,8 @@ def build(
         if full["out_width"] != f"<={SMALL_SPATIAL}":  # more outputs than the input is wide: the widest window
             kernel[-1] = kmax
             dilation[-1] = max(dilation)
-    terms = (c_in // groups) * int(_prod(kernel))
-    positions = max(1, max_macs // (batch * c_out * terms))
     wide_out = full["out_width"] != f"<={SMALL_SPATIAL}"
-    rest_out = 1 if wide_out else max(1, min(MAX_OUT[rank], round(positions ** (1 / rank))))
+    rest_out = 1 if wide_out else max_out(rank, batch, c_in, c_out, groups, kernel, max_macs)
     dims: list[tuple[int, tuple[int, int]]] = []
     for d in range(rank - 1):
         eff = effective_kernel(kernel[d], dilation[d])
@@ -242,13 +251,6 @@ def assemble(
         dtype=dtype,
         layout=layout,
     )
-
-
-def _prod(values: list[int]) -> int:
-    out = 1
-    for v in values:
-        out *= v
-    return out
 
 
 def _per_dim(ch: Chooser, rank: int, above_one: bool, most: int) -> list[int]:
@@ -434,7 +436,7 @@ class Guide:
             rng.shuffle(order[size])
             # Combinations of features with many values (dtype × padding: 40 for NumPy) need the most rows and no
             # property's run draws them all: every property starts with them, each in its own order.
-            order[size].sort(key=lambda c: -_prod([len(sub[f]) for f, _ in c]))
+            order[size].sort(key=lambda c: -math.prod(len(sub[f]) for f, _ in c))
 
         # The open targets in order, filtered once; a target a planned row covered is skipped as the pass goes on.
         targets = [c for size in (2, 3) for c in order[size] if all(v in sub[f] for f, v in c)]

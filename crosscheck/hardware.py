@@ -369,19 +369,19 @@ def parse_levels(text: str) -> list[str]:
         elif word == NATIVE:
             chosen = [NATIVE]
         elif word not in LEVELS:
-            raise CrosscheckError(f"--isa: unknown level {word!r}; levels: native, all, {', '.join(LEVELS)}")
+            raise CrosscheckError(f"unknown level {word!r}; levels: native, all, {', '.join(LEVELS)}")
         elif word == cpu()["isa_class"]:
             chosen = [NATIVE]  # this CPU's own level: no cap needed
         elif word not in runnable:
             raise CrosscheckError(
-                f"--isa: {word} is above this CPU ({cpu()['model']}, {cpu()['isa_class']}): a cap only lowers; "
+                f"{word} is above this CPU ({cpu()['model']}, {cpu()['isa_class']}): a cap only lowers; "
                 f"this machine runs {', '.join(runnable)}"
             )
         else:
             chosen = [word]
         out += [level for level in chosen if level not in out]
     if not out:
-        raise CrosscheckError("--isa: no level given")
+        raise CrosscheckError("no level given")
     return out
 
 

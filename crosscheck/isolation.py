@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import ctypes
 import faulthandler
 import functools
 import os
@@ -155,12 +154,7 @@ def _flush() -> None:
         with contextlib.suppress(Exception):
             stream.flush()
     with contextlib.suppress(Exception):  # C code's stdio buffers too (printf)
-        _libc().fflush(None)
-
-
-@functools.cache
-def _libc() -> Any:
-    return ctypes.CDLL(None)
+        processes.libc().fflush(None)
 
 
 def _end_and_exit(code: int) -> None:
@@ -638,33 +632,28 @@ class IsolatedBackend(Backend):
         y: np.ndarray = self._call("run_mode", (problem, mode), f"running precision mode {mode}")
         return y
 
-    def _courtesy(self, op: str, arg: Any) -> str | None:
-        # Snippets are a courtesy: never restart a dead worker (or fail a run) for one.
+    def _courtesy(self, op: str, arg: Any, doing: str) -> Any:
+        # Snippets and coverage records are a courtesy: never restart a dead worker (or fail a run) for one.
         if self._worker is None or not self._worker.alive:
             return None
         try:
-            text: str | None = self._call(op, arg, "writing a snippet")
+            return self._call(op, arg, doing)
         except Exception:  # noqa: BLE001
             return None
-        return text
 
     def implementations(self) -> list[str]:
-        # A record of coverage, like a snippet a courtesy: never restart a dead worker (or fail a run) for it.
-        if self._worker is None or not self._worker.alive:
-            return []
-        try:
-            names: list[str] = self._call("implementations", None, "asking which implementations ran")
-        except Exception:  # noqa: BLE001
-            return []
+        names: list[str] = self._courtesy("implementations", None, "asking which implementations ran") or []
         return names
 
     def native_snippet(self, problem: ConvProblem) -> str | None:
-        return self._courtesy("native_snippet", problem)
+        text: str | None = self._courtesy("native_snippet", problem, "writing a snippet")
+        return text
 
     def reproducer(self, prop: str, problem: ConvProblem) -> str | None:
         if self._reproducer is not None:
             return self._reproducer(prop, problem)
-        return self._courtesy("reproducer", (prop, problem))
+        text: str | None = self._courtesy("reproducer", (prop, problem), "writing a snippet")
+        return text
 
     def version(self) -> str:
         return str(self._info["version"])

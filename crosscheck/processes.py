@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
+import functools
 import os
 import signal
 import sys
 import time
+from typing import Any
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
@@ -24,12 +25,17 @@ _ROUNDS = 20  # scan-and-kill rounds: a process forking as fast as it is killed 
 _REAP_WAIT_S = 2.0  # for a killed child to become a zombie that can be reaped
 
 
+@functools.cache
+def libc() -> Any:
+    """The C library this process runs (loaded once; the worker also flushes C stdio through it)."""
+    return ctypes.CDLL(None, use_errno=True)
+
+
 def _prctl(option: int, value: int) -> bool:
     if not sys.platform.startswith("linux"):
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        return int(libc.prctl(option, value, 0, 0, 0)) == 0
+        return int(libc().prctl(option, value, 0, 0, 0)) == 0
     except (OSError, AttributeError):
         return False
 
@@ -78,11 +84,10 @@ def descendants(pid: int) -> list[tuple[int, str]]:
     return out
 
 
-def end_descendants(pid: int | None = None) -> int:
-    """Kill (SIGKILL) every process below `pid` (default: this process) and reap those that are this process's
-    children; returns how many were still running when first looked at (zombies do not count)."""
-    me = os.getpid()
-    pid = me if pid is None else pid
+def end_descendants() -> int:
+    """Kill (SIGKILL) every process below this one and reap them; returns how many were still running when first
+    looked at (zombies do not count)."""
+    pid = os.getpid()
     first = descendants(pid)
     running = sum(state != "Z" for _, state in first)
     found = first
@@ -93,11 +98,8 @@ def end_descendants(pid: int | None = None) -> int:
             if state != "Z":
                 with contextlib.suppress(OSError):
                     os.kill(child, signal.SIGKILL)
-        if pid == me:
-            _reap([child for child, _ in found])
+        _reap([child for child, _ in found])
         found = descendants(pid)
-        if found and pid != me:
-            time.sleep(0.01)  # their parent, not us, reaps them: give it a moment
     return running
 
 

@@ -27,18 +27,13 @@ class Interrupts:
         # stay ignoring; code that calls crosscheck in-process gets its own handlers back either way.
         self.linger = linger
         self.signum: int | None = None
-        self.later: list[int] = []  # signals received after the first: ignored
         self._previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.signum is None:
             self.signum = signum
             raise KeyboardInterrupt
-        self.later.append(signum)
-
-    def exit_code(self, default: int) -> int:
-        """128 + the first signal's number, as shells report a process a signal ended; `default` if none came."""
-        return 128 + self.signum if self.signum is not None else default
+        # A later one is ignored: it must not cut short the writing of what the first one kept.
 
     def __enter__(self) -> Interrupts:
         global _active

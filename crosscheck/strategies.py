@@ -111,10 +111,8 @@ def conv_specs(
     stride = [1 if unit else draw(_integers(1, min(4, caps.max_stride))) for _ in range(rank)]
     dilation = [draw(_integers(1, min(3, caps.max_dilation))) for _ in range(rank)]
     mode = draw(_sampled(tuple(caps.padding)))
-    terms = (c_in // groups) * int(np.prod(kernel))
-    positions = max(1, max_macs // (batch * c_out * terms))
-    max_out = max(1, min(_MAX_OUT[rank], round(positions ** (1 / rank))))
-    dims = [draw(_spatial_dim(k, s, d, mode, max_out)) for k, s, d in zip(kernel, stride, dilation)]
+    most = coverage.max_out(rank, batch, c_in, c_out, groups, kernel, max_macs)
+    dims = [draw(_spatial_dim(k, s, d, mode, most)) for k, s, d in zip(kernel, stride, dilation)]
     layout = draw(_sampled(tuple(caps.layouts)))
     spec = coverage.assemble(batch, c_in, c_out, groups, kernel, stride, dilation, mode, dims, dtype, layout)
     # Combination rules (e.g. TensorFlow: no stride > 1 with dilation > 1) are rare enough to filter.

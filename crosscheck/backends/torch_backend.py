@@ -339,7 +339,8 @@ class TorchBackend(Backend):
             if any(extra):
                 x = F.pad(x, extra)
         conv = getattr(F, f"conv{spec.rank}d")
-        chosen = self._selected(x, w, spec, padding)
+        # Which implementation ran is asked for only under the coverage guide: otherwise nothing is spent on it.
+        chosen = self._selected(x, w, spec, padding) if self.__dict__.get("_recording") else None
         with torch.no_grad(), warnings.catch_warnings(), self._watching(chosen):
             # A performance note (torch pads a copy of the input for 'same' with an even kernel),
             # printed once per process into the middle of the CLI's live display.
@@ -357,6 +358,7 @@ class TorchBackend(Backend):
     )
 
     def implementations(self) -> list[str]:
+        self._recording = True  # the first question switches the recording on: until then no call pays for it
         seen: list[str] = self.__dict__.pop("_seen", [])
         return seen
 
@@ -375,10 +377,14 @@ class TorchBackend(Backend):
         return str(chosen).rsplit(".", 1)[-1]
 
     @contextlib.contextmanager
-    def _watching(self, chosen: str) -> Iterator[None]:
-        """Note torch's choice and, when it is oneDNN, the implementation oneDNN's verbose mode names."""
+    def _watching(self, chosen: str | None) -> Iterator[None]:
+        """Note torch's choice and, when it is oneDNN, the implementation oneDNN's verbose mode names (None: not
+        recording)."""
         import torch
 
+        if chosen is None:
+            yield
+            return
         seen: list[str] = self.__dict__.setdefault("_seen", [])
         seen.append(f"torch:{chosen}")
         if not chosen.startswith("Mkldnn") or not torch.backends.mkldnn.is_available():  # type: ignore[no-untyped-call]

@@ -17,6 +17,7 @@ import math
 import numpy as np
 
 from crosscheck.bounds import F64_U, accumulation_factor, gamma, normwise_fft_factor
+from crosscheck.padding import effective_kernel
 from crosscheck.problem import ConvProblem
 from crosscheck.reference.elementwise import magnitude
 from crosscheck.reference.geometry import grouped_input, grouped_weight, ungroup
@@ -64,7 +65,7 @@ def linear_fft_lengths(problem: ConvProblem) -> tuple[int, ...]:
     at least as long as any transform an FFT correlation needs (a circular one of the padded input's length, or a
     linear one padded to a fast length such as `scipy.fft.next_fast_len`'s), so its e_F bounds theirs."""
     spec = problem.spec
-    eff = ((k - 1) * d + 1 for k, d in zip(spec.kernel, spec.dilation))
+    eff = (effective_kernel(k, d) for k, d in zip(spec.kernel, spec.dilation))
     return tuple(1 << max(n + lo + hi + e - 2, 1).bit_length() for n, (lo, hi), e in zip(spec.in_size, spec.pads, eff))
 
 
