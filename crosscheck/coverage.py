@@ -26,7 +26,9 @@ order seeded by the backend's and the property's names, and `conv_specs` (crossc
 times in eight, one of its rows (Hypothesis chooses which, so it shrinks and replays) and otherwise draws freely as
 before. A plan depends on nothing the run observed: Hypothesis requires that the same choices draw the same
 problem, and a property must draw the same examples whether or not the properties before it ran (a sharded run).
-The properties' differently ordered plans together reach what one property's budget cannot.
+Instead each property plans what a simulation of the plans of the backend's properties before it (in the whole
+run's order, whichever shard runs them) leaves least planned, so together they reach what one property's budget
+cannot. Which rows make examples is still Hypothesis' random choice (it repeats some rows and skips others).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import itertools
 import math
 import random
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from typing import Any, Protocol
 
@@ -326,14 +328,33 @@ SAMPLE = 400  # random problems built to learn which combinations exist in a bac
 TARGETED = 12  # attempts per combination the sample missed
 PAIR_WEIGHT = 1000  # a greedy row's new pairs count before its new triples
 REFUSAL_TRIES = 8  # problems built per uncovered pair to tell a pair the backend refuses from one not reached
-PLAN_ROWS = 40  # rows planned for one property's run (its guided draws pick among them)
+PLAN_ROWS = 40  # at most this many rows planned for one property's run (its guided draws pick among them)
+PAIR_REPEATS = 2  # plans that plan a pair before later plans stop aiming at it
+
+
+def plan_rows(examples: int | None) -> int:
+    """Rows planned for a property's run of `examples` examples: about as many as its guided draws (seven in eight)."""
+    return PLAN_ROWS if examples is None else max(4, min(PLAN_ROWS, examples * 3 // 4 + 2))
 
 
 class Guide:
     """One backend's feature-combination coverage in a run, and the next uncovered row to draw."""
 
-    def __init__(self, backend: str, caps: Capabilities, implementation_source: str = "") -> None:
+    def __init__(
+        self,
+        backend: str,
+        caps: Capabilities,
+        implementation_source: str = "",
+        order: Sequence[tuple[str, int]] = (),
+    ) -> None:
+        """`order`: the run's properties for this backend, each with its example budget, in the order they run (in
+        every shard of the run, including the ones another shard runs): a property plans what the plans of the ones
+        before it leave open (see `plan`)."""
         self.backend = backend
+        self.order = {name: i for i, (name, _) in enumerate(order)}
+        self._budgets = [examples for _, examples in order]
+        self._chain: list[tuple[dict[str, str], ...]] = []  # the planned rows of order[i], over the whole domain
+        self._prior: list[Counter[Combo]] = [Counter()]  # how often order[:i]'s plans planned each combination
         self.implementation_source = implementation_source
         self.implementations: Counter[str] = Counter()
         self.caps = caps
@@ -411,7 +432,7 @@ class Guide:
         self._plans.clear()
         self._key = key
         self._run_implementations.clear()
-        self._rows = PLAN_ROWS if examples is None else max(4, min(PLAN_ROWS, examples * 3 // 4 + 2))
+        self._rows = plan_rows(examples)
 
     def handed(self) -> None:
         """A planned row was drawn."""
@@ -424,14 +445,58 @@ class Guide:
         sub = domain(caps, dtypes)
         space = _space(sub)
         if space not in self._plans:
-            self._plans[space] = self._greedy(sub)
+            at = self.order.get(self._key)
+            if at is None:  # a property outside the run's order (a single property run by a test): on its own
+                self._plans[space] = self._greedy(sub, self._key, self._rows, Counter())
+            elif space == _space(self.domain):
+                self._plans[space] = self._chained(at)
+            else:  # a narrower space (fewer dtypes, a metamorphic relation's): its own plan after the chain's
+                self._plans[space] = self._greedy(sub, self._key, self._rows, self._prior_of(at))
         return self._plans[space]
 
-    def _greedy(self, sub: Mapping[str, tuple[str, ...]]) -> tuple[dict[str, str], ...]:
+    def _prior_of(self, at: int) -> Counter[Combo]:
+        if at:
+            self._chained(at - 1)
+        return self._prior[at]
+
+    def _chained(self, at: int) -> tuple[dict[str, str], ...]:
+        """The plan of the run's property `at` over the backend's whole domain, after a simulation of the plans of
+        the properties before it (over the same domain): a pure function of the backend and the run's property
+        order, never of what ran or passed, so a shard draws exactly what the whole run draws."""
+        names = list(self.order)
+        while len(self._chain) <= at:
+            i = len(self._chain)
+            prior = self._prior[i]
+            rows = self._greedy(self.domain, names[i], plan_rows(self._budgets[i]), prior)
+            after = Counter(prior)
+            for row in rows:
+                labels = {f: v for f, v in row.items() if f in _ORDER}
+                for size in (2, 3):
+                    after.update(combos(labels, size))
+            self._chain.append(rows)
+            self._prior.append(after)
+        return self._chain[at]
+
+    def _greedy(
+        self, sub: Mapping[str, tuple[str, ...]], key: str, budget: int, prior: Counter[Combo]
+    ) -> tuple[dict[str, str], ...]:
+        """A greedy covering array of `sub`'s open combinations, at most `budget` rows: a pair is open until plans
+        (`prior`'s and this one's rows) planned it PAIR_REPEATS times (a planned row may go undrawn, or be drawn only
+        by a search that stopped early), a triple until one planned it."""
         built = self.buildable()
-        seen: dict[int, set[Combo]] = {2: set(), 3: set()}
+        counts = Counter({c: n for c, n in prior.items() if all(v in sub[f] for f, v in c)})
+        # Once every combination was planned as often as asked, later plans aim at the least planned ones again.
+        least = {
+            size: min((counts[c] for c in self._order[size] if all(v in sub[f] for f, v in c)), default=0)
+            for size in (2, 3)
+        }
+        repeats = {2: max(PAIR_REPEATS, least[2] + 1), 3: least[3] + 1}
+        seen: dict[int, set[Combo]] = {
+            size: {c for c, n in counts.items() if len(c) == size and n >= repeats[size]} for size in (2, 3)
+        }
+        tried: set[Combo] = set()
         order = {size: list(self._order[size]) for size in (2, 3)}
-        rng = random.Random(f"coverage/{self.backend}/{self._key}")
+        rng = random.Random(f"coverage/{self.backend}/{key}")
         for size in (2, 3):
             rng.shuffle(order[size])
             # Combinations of features with many values (dtype × padding: 40 for NumPy) need the most rows and no
@@ -442,16 +507,19 @@ class Guide:
         targets = [c for size in (2, 3) for c in order[size] if all(v in sub[f] for f, v in c)]
         rows: list[dict[str, str]] = []
         at = 0
-        while len(rows) < self._rows:
-            while at < len(targets) and targets[at] in seen[len(targets[at])]:
+        while len(rows) < budget:
+            while at < len(targets) and (targets[at] in seen[len(targets[at])] or targets[at] in tried):
                 at += 1
             if at == len(targets):
                 break
             target = targets[at]
             row = self._complete(dict(target), sub, built, seen)
             for size in (2, 3):
-                seen[size].update(combos({f: v for f, v in row.items() if f in _ORDER}, size))
-            seen[len(target)].add(target)  # a row cut short (no buildable value) must not be planned again
+                for c in combos({f: v for f, v in row.items() if f in _ORDER}, size):
+                    counts[c] += 1
+                    if counts[c] >= repeats[size]:
+                        seen[size].add(c)
+            tried.add(target)  # one row a target in a plan (and a row cut short, with no buildable value, only once)
             row["_target"] = "|".join(f"{f}={v}" for f, v in target)
             rows.append(row)
         return tuple(rows)
@@ -518,9 +586,10 @@ class Guide:
                 out[pair] = str(reasons[0])
         return out
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, combinations: bool = False) -> dict[str, Any]:
         """Pair and triple coverage over the buildable combinations the backend does not refuse, with the uncovered
-        pairs named and the refused ones given with the backend's reason."""
+        pairs named and the refused ones given with the backend's reason. With `combinations` (a shard's record),
+        also every covered pair and triple (`union` merges shards by them) and every uncovered pair."""
         built = self.buildable()
         refused = self.refusals()
         out: dict[str, Any] = {"examples": self.examples, "guided_draws": self.guided, "features": {}}
@@ -534,12 +603,60 @@ class Guide:
                 "total": len(space),
                 "ratio": round(len(covered) / len(space), 4) if space else None,
             }
+            if combinations:
+                out[name]["combinations"] = sorted(_name(c) for c in covered)
         counts = dict(self.implementations.most_common())
         out["implementations"] = {"source": self.implementation_source, "counts": counts}
         missing = sorted(built[2] - self.seen[2] - set(refused))
-        out["pairs"]["uncovered"] = [_name(c) for c in missing[:50]]
+        out["pairs"]["uncovered"] = [_name(c) for c in (missing if combinations else missing[:50])]
         out["pairs"]["refused"] = {_name(c): reason for c, reason in refused.items()}
         return out
+
+
+def union(entries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One backend's coverage over several shards' entries (`Guide.to_dict(combinations=True)`): the covered pairs
+    and triples united, the counts (examples, feature values, implementations) added, a pair uncovered only where
+    no shard covered it. Entries without their combinations (older records) cannot be united: the one with the most
+    examples is kept, marked partial."""
+    if len(entries) == 1:
+        return dict(entries[0])
+    if not all("combinations" in e[k] for e in entries for k in ("pairs", "triples")):
+        return {**max(entries, key=lambda e: e["examples"]), "partial": True}
+    out: dict[str, Any] = {
+        "examples": sum(e["examples"] for e in entries),
+        "guided_draws": sum(e.get("guided_draws", 0) for e in entries),
+        "features": {},
+    }
+    for e in entries:
+        for f, values in (e.get("features") or {}).items():
+            into = out["features"].setdefault(f, {})
+            for v, n in values.items():
+                into[v] = into.get(v, 0) + n
+    refused: dict[str, str] = {}
+    for e in entries:
+        refused.update(e["pairs"].get("refused") or {})
+    for name in ("pairs", "triples"):
+        covered = sorted(set().union(*(e[name]["combinations"] for e in entries)))
+        # Shards of one backend share its space; one that refused a pair another covered counts it out.
+        total = max(e[name]["total"] for e in entries)
+        out[name] = {
+            "covered": len(covered),
+            "total": total,
+            "ratio": round(len(covered) / total, 4) if total else None,
+            "combinations": covered,
+        }
+    done = set(out["pairs"]["combinations"])
+    open_in_all = set.intersection(
+        *(set(e["pairs"]["uncovered"]) | set(e["pairs"].get("refused") or {}) for e in entries)
+    )
+    out["pairs"]["refused"] = {c: why for c, why in sorted(refused.items()) if c not in done}
+    out["pairs"]["uncovered"] = sorted(open_in_all - done - set(out["pairs"]["refused"]))
+    counts: Counter[str] = Counter()
+    for e in entries:
+        counts.update((e.get("implementations") or {}).get("counts") or {})
+    source = next(((e.get("implementations") or {}).get("source") for e in entries if e.get("implementations")), "")
+    out["implementations"] = {"source": source, "counts": dict(counts.most_common())}
+    return out
 
 
 def _name(combo: Combo) -> str:

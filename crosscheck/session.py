@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from crosscheck import __version__
-from crosscheck.backends.base import Backend, BackendUnavailable
+from crosscheck.backends.base import NAME_IMPLEMENTATIONS_ENV, Backend, BackendUnavailable
 from crosscheck.backends.registry import backend_names, expand, get_backend, instantiate, resolve
 from crosscheck.coverage import Guide
 from crosscheck.environment import fingerprint
@@ -24,7 +24,7 @@ from crosscheck.pairwise import run_pairwise
 from crosscheck.profiles import DISTINCT_BUGS
 from crosscheck.properties import PROPERTIES
 from crosscheck.record import SCHEMA_VERSION, summarize
-from crosscheck.runner import DEATHS, Progress, PropertyResult, run_property
+from crosscheck.runner import DEATHS, Progress, PropertyResult, example_budget, run_property
 from crosscheck.sharding import PAIRWISE, Shard, Unit, plan
 
 
@@ -61,6 +61,7 @@ def load_backend(
     (target,) = expand([name])
     factory = functools.partial(instantiate, resolve(target), target, device)
     env = level_env(isa, switches_of(target)) if isa != NATIVE else {}  # no adapter import at the native level
+    env = {**env, NAME_IMPLEMENTATIONS_ENV: "1"}  # the coverage guide asks each example's implementations
     try:
         load_timeout = None if timeout is None else max(timeout, MIN_LOAD_TIMEOUT_S)
         return IsolatedBackend(factory, target, timeout=timeout, load_timeout=load_timeout, env=env)
@@ -283,8 +284,15 @@ def run_backends(
     try:
         for backend in backends:
             died: str | None = None
-            # One guide for all of a backend's properties: each aims at what the ones before it left uncovered.
-            guide = guides[backend.name] = Guide(backend.name, backend.capabilities(), backend.implementation_source)
+            # One guide for all of a backend's properties: each plans what the plans of the ones before it in the
+            # whole run (every shard's) leave open.
+            order = [
+                (p, example_budget(PROPERTIES[p], options.profile, options.max_examples))
+                for p in props
+                if PROPERTIES[p].applies(backend) is None
+            ]
+            guide = Guide(backend.name, backend.capabilities(), backend.implementation_source, order)
+            guides[backend.name] = guide
             for name in props:
                 if units is not None and (backend.name, name) not in units:
                     continue
@@ -362,7 +370,9 @@ def run_backends(
         + missing,
         "results": entries,
         "pairwise": pairwise,
-        "coverage": {name: g.to_dict() for name, g in guides.items() if g.examples},
+        "coverage": {
+            name: g.to_dict(combinations=options.shard is not None) for name, g in guides.items() if g.examples
+        },
         "summary": summarize(entries, pairwise),
     }
 
