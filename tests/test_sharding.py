@@ -77,6 +77,20 @@ def _coverage(record: dict[str, Any]) -> dict[tuple[str, str], Any]:
     return out
 
 
+def _combinations(record: dict[str, Any]) -> dict[str, Any]:
+    return {
+        name: (
+            c["examples"],
+            c["guided_draws"],
+            c["features"],
+            {k: c["pairs"][k] for k in ("covered", "total", "ratio")},
+            {k: c["triples"][k] for k in ("covered", "total", "ratio")},
+            c["implementations"],
+        )
+        for name, c in record["coverage"].items()
+    }
+
+
 @pytest.fixture(scope="module")
 def shards() -> list[dict[str, Any]]:
     return [_run(Shard(1, 2)), _run(Shard(2, 2))]
@@ -95,6 +109,9 @@ def test_two_shards_merged_cover_exactly_the_unsharded_run(shards: list[dict[str
     validate(merged)
     assert _coverage(merged) == _coverage(whole)
     assert merged["summary"] == whole["summary"]
+    # Feature-combination coverage is united over the shards: the same pairs, triples and counts as the whole run.
+    assert _combinations(merged) == _combinations(whole)
+    assert all("partial" not in c for c in merged["coverage"].values())
     (group,) = merged["sharding"]
     assert group["complete"] and group["present"] == [1, 2] and incomplete_note(merged["sharding"]) is None
 

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import PurePath
 from typing import Any
 
+from crosscheck import coverage
 from crosscheck.errors import CrosscheckError
 from crosscheck.record import SCHEMA_VERSION, summarize
 
@@ -170,17 +171,13 @@ def _merge_backends(shards: list[tuple[str, dict[str, Any]]]) -> list[dict[str, 
 
 
 def _merge_coverage(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Each backend's feature-combination coverage (crosscheck.coverage). A backend whose properties several shards
-    split keeps the shard with the most examples, marked partial: the records hold counts, not the combinations."""
-    out: dict[str, Any] = {}
+    """Each backend's feature-combination coverage (crosscheck.coverage), united over the shards that split its
+    properties (a shard's record lists the combinations it covered)."""
+    parts: dict[str, list[dict[str, Any]]] = {}
     for r in records:
         for name, c in (r.get("coverage") or {}).items():
-            if name in out:
-                keep = max(out[name], c, key=lambda x: x["examples"])
-                out[name] = {**keep, "partial": True}
-            else:
-                out[name] = c
-    return out
+            parts.setdefault(name, []).append(c)
+    return {name: coverage.union(entries) for name, entries in parts.items()}
 
 
 def _merge_pairwise(shards: list[tuple[str, dict[str, Any]]]) -> dict[str, Any] | None:
