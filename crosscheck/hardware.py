@@ -188,6 +188,33 @@ def held_output(fd: int) -> Iterator[list[str]]:
             held.append(tmp.read().decode("utf-8", "replace"))
 
 
+class KeptOutput:
+    """What C code writes to file descriptor `fd` from now on, for the rest of the process, kept in an unlinked
+    file instead (a worker's oneDNN verbose lines, which must never reach the terminal): `take` reads it."""
+
+    def __init__(self, fd: int = 1) -> None:
+        import fcntl
+
+        (sys.stdout if fd == 1 else sys.stderr).flush()
+        keep, path = tempfile.mkstemp(prefix="crosscheck-output-")
+        os.unlink(path)
+        # Appending: a writer's offset cannot run past the end once `take` empties the file.
+        fcntl.fcntl(keep, fcntl.F_SETFL, fcntl.fcntl(keep, fcntl.F_GETFL) | os.O_APPEND)
+        os.dup2(keep, fd)
+        self._fd, self._keep = fd, keep
+
+    def take(self) -> str:
+        """The text written since the last take (C's stdio buffers flushed first)."""
+        from crosscheck.processes import libc
+
+        (sys.stdout if self._fd == 1 else sys.stderr).flush()
+        with contextlib.suppress(Exception):
+            libc().fflush(None)
+        data = os.pread(self._keep, os.fstat(self._keep).st_size, 0)
+        os.ftruncate(self._keep, 0)
+        return data.decode("utf-8", "replace")
+
+
 @functools.cache
 def torch_dispatch() -> dict[str, Any]:
     """torch's own vectorised kernels' level and the ISA its oneDNN reports, measured in this process."""

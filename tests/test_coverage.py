@@ -3,6 +3,8 @@ covers every buildable pair, and the guided search catches wrong results planted
 
 from __future__ import annotations
 
+import os
+import platform
 import random
 
 import numpy as np
@@ -136,3 +138,29 @@ def test_a_run_records_the_implementations_a_backend_reached() -> None:
     impl = record["coverage"]["torch"]["implementations"]
     assert "_select_conv_backend" in impl["source"]
     assert sum(n for name, n in impl["counts"].items() if name.startswith("torch:")) == 20, impl
+
+
+def test_tensorflow_names_its_onednn_implementations_in_a_run_worker(capfd: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("tensorflow")
+    from crosscheck.backends.tensorflow_backend import NOT_ONEDNN
+    from crosscheck.session import load_backend
+    from crosscheck.values import make_problem
+
+    backend = load_backend("tensorflow", isolation=True, timeout=120)
+    try:
+        assert "ONEDNN_VERBOSE" in backend.implementation_source
+        backend.implementations()
+        backend.run(make_problem(ConvSpec(1, 2, 3, (6, 6), (3, 3), dtype="float64", layout="channels_last"), seed=1))
+        assert backend.implementations() == [NOT_ONEDNN]  # float64 convolutions are Eigen's (DESIGN §4)
+        assert backend.implementations() == []  # each call's names are reported once
+        backend.run(make_problem(ConvSpec(1, 16, 16, (8, 8), (3, 3), dtype="float32", layout="channels_last"), seed=1))
+        names = backend.implementations()
+        # float32 runs on oneDNN where TensorFlow turns it on (x86 Linux, unless TF_ENABLE_ONEDNN_OPTS=0).
+        onednn = platform.machine() in ("x86_64", "AMD64") and os.environ.get("TF_ENABLE_ONEDNN_OPTS") != "0"
+        assert len(names) == 1 and names[0].startswith("onednn:") if onednn else names == [NOT_ONEDNN], names
+        record = run_backends([backend], [], ["matches_reference"], RunOptions(max_examples=12, pairwise=False))
+    finally:
+        backend.close()  # type: ignore[attr-defined]
+    counts = record["coverage"]["tensorflow"]["implementations"]["counts"]
+    assert counts and all(n.startswith("onednn:") or n == NOT_ONEDNN for n in counts), counts
+    assert "onednn_verbose" not in "".join(capfd.readouterr())  # oneDNN's lines never reach the terminal

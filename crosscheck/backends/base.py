@@ -159,6 +159,9 @@ class PrecisionMode:
 
 
 NOTHING_EXPOSED = "nothing exposed: the adapter does not ask the framework which kernel it ran"
+# Set by a run (crosscheck.session) in its worker processes' environment: a framework that names its kernels only
+# when told so before it loads (TensorFlow's oneDNN, ONEDNN_VERBOSE) may then do so there, off the terminal.
+NAME_IMPLEMENTATIONS_ENV = "CROSSCHECK_NAME_IMPLEMENTATIONS"
 
 
 class BackendUnavailable(Exception):

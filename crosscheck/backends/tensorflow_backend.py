@@ -35,8 +35,16 @@ from typing import Any
 import numpy as np
 
 from crosscheck.backends import tensorflow_backward
-from crosscheck.backends.base import Backend, BackendUnavailable, Capabilities, PrecisionMode
+from crosscheck.backends.base import (
+    NAME_IMPLEMENTATIONS_ENV,
+    NOTHING_EXPOSED,
+    Backend,
+    BackendUnavailable,
+    Capabilities,
+    PrecisionMode,
+)
 from crosscheck.dtypes import BF16_UNIT_ROUNDOFF, TF32_UNIT_ROUNDOFF, dtype_info
+from crosscheck.hardware import KeptOutput, parse_onednn_verbose
 from crosscheck.layouts import channels_last, from_channels_last
 from crosscheck.problem import ConvProblem, ConvSpec
 from crosscheck.reproducer import standalone_problem_code
@@ -224,10 +232,25 @@ def _tensorflow() -> Any:
     # Must be set before the import; a user's own setting wins. 3 also drops oneDNN's "supports DT_HALF only on
     # platforms with AVX-512" line (an E-level log, not an error: the op falls back to Eigen and works).
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    _onednn_log()
     with _without_banner():
         import tensorflow as tf
 
     return tf
+
+
+@functools.cache
+def _onednn_log() -> KeptOutput | None:
+    """In a run's worker (NAME_IMPLEMENTATIONS_ENV), before TensorFlow loads: oneDNN's verbose mode on, its lines (one
+    per primitive executed, on stdout) kept off the terminal. Its level is read once, when TensorFlow loads, and
+    TensorFlow exports no dnnl_set_verbose to switch it later; a user's own ONEDNN_VERBOSE is left alone."""
+    if os.environ.get(NAME_IMPLEMENTATIONS_ENV) != "1" or "ONEDNN_VERBOSE" in os.environ or "tensorflow" in sys.modules:
+        return None
+    os.environ["ONEDNN_VERBOSE"] = "1"
+    return KeptOutput(1)
+
+
+NOT_ONEDNN = "tensorflow:not oneDNN"  # no oneDNN convolution ran: Eigen's or TensorFlow's own kernel
 
 
 # Lines TensorFlow's C++ libraries write to stderr while they load, before TF_CPP_MIN_LOG_LEVEL applies (absl logs
@@ -300,6 +323,25 @@ class TensorflowBackend(Backend):
         self._pinned = False
         self._facts: dict[str, dict[str, str | None]] = {}
         self._caps: Capabilities | None = None
+
+    @property
+    def implementation_source(self) -> str:  # type: ignore[override]
+        if _onednn_log() is not None:
+            return "oneDNN's verbose implementation names (ONEDNN_VERBOSE=1 in the worker, kept off the terminal)"
+        # oneDNN names its implementations only with ONEDNN_VERBOSE set before TensorFlow loads (a run's worker).
+        return NOTHING_EXPOSED
+
+    def implementations(self) -> list[str]:
+        seen: list[str] = self.__dict__.pop("_seen", [])
+        return seen
+
+    def _note_implementations(self) -> None:
+        """The oneDNN convolutions the call just made ran, by implementation (or NOT_ONEDNN)."""
+        log = _onednn_log()
+        if log is None:
+            return
+        names = parse_onednn_verbose(log.take())["onednn_implementations"]
+        self.__dict__.setdefault("_seen", []).extend([f"onednn:{n}" for n in names] or [NOT_ONEDNN])
 
     def _framework(self) -> Any:
         """TensorFlow (imported once, about 5 s) with the numerically relevant flags pinned."""
@@ -470,9 +512,13 @@ class TensorflowBackend(Backend):
         x = problem.x if spec.layout == "channels_first" else channels_last(problem.x)
         f = self._filter(problem.w, spec)
         conv = _graph(tf, call, x.shape, f.shape, spec.dtype) if graph else functools.partial(_invoke, tf, call)
+        log = _onednn_log()
+        if log is not None:
+            log.take()  # what ran before (the worker's probes of TensorFlow, a gradient) is not this call's
         with tf.device(self._device_name):
             y = conv(tf.constant(x), tf.constant(f))
             out = y.numpy()  # waits for the device and copies to the host
+        self._note_implementations()
         return out if spec.layout == "channels_first" else np.ascontiguousarray(from_channels_last(out))
 
     # ---- reduced-precision modes (property `precision_modes`) ----------------------------------
