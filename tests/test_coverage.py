@@ -164,3 +164,29 @@ def test_tensorflow_names_its_onednn_implementations_in_a_run_worker(capfd: pyte
     counts = record["coverage"]["tensorflow"]["implementations"]["counts"]
     assert counts and all(n.startswith("onednn:") or n == NOT_ONEDNN for n in counts), counts
     assert "onednn_verbose" not in "".join(capfd.readouterr())  # oneDNN's lines never reach the terminal
+
+
+def test_shards_coverage_is_united_and_older_records_are_kept_apart() -> None:
+    from crosscheck.coverage import union
+
+    def entry(examples: int, pairs: list[str], triples: list[str], uncovered: list[str]) -> dict[str, object]:
+        return {
+            "examples": examples,
+            "guided_draws": examples,
+            "features": {"dtype": {"float32": examples}},
+            "pairs": {"covered": len(pairs), "total": 3, "combinations": pairs, "uncovered": uncovered, "refused": {}},
+            "triples": {"covered": len(triples), "total": 2, "combinations": triples},
+            "implementations": {"source": "s", "counts": {"a": examples}},
+        }
+
+    a = entry(2, ["p1", "p2"], ["t1"], ["p3"])
+    b = entry(3, ["p2", "p3"], ["t1"], ["p1"])
+    united = union([a, b])
+    assert united["pairs"]["covered"] == 3 and united["pairs"]["ratio"] == 1.0 and united["pairs"]["uncovered"] == []
+    assert united["triples"]["covered"] == 1 and united["examples"] == 5
+    assert united["features"] == {"dtype": {"float32": 5}} and united["implementations"]["counts"] == {"a": 5}
+    older = [{k: v for k, v in e.items()} for e in (a, b)]
+    for e in older:
+        e["pairs"] = {k: v for k, v in e["pairs"].items() if k != "combinations"}  # type: ignore[attr-defined]
+    kept = union(older)
+    assert kept["partial"] and kept["examples"] == 3
