@@ -26,9 +26,7 @@ order seeded by the backend's and the property's names, and `conv_specs` (crossc
 times in eight, one of its rows (Hypothesis chooses which, so it shrinks and replays) and otherwise draws freely as
 before. A plan depends on nothing the run observed: Hypothesis requires that the same choices draw the same
 problem, and a property must draw the same examples whether or not the properties before it ran (a sharded run).
-Instead each property plans what a simulation of the plans of the backend's properties before it (in the whole
-run's order, whichever shard runs them) leaves least planned, so together they reach what one property's budget
-cannot. Which rows make examples is still Hypothesis' random choice (it repeats some rows and skips others).
+The properties' differently ordered plans together reach what one property's budget cannot.
 """
 
 from __future__ import annotations
@@ -328,33 +326,14 @@ SAMPLE = 400  # random problems built to learn which combinations exist in a bac
 TARGETED = 12  # attempts per combination the sample missed
 PAIR_WEIGHT = 1000  # a greedy row's new pairs count before its new triples
 REFUSAL_TRIES = 8  # problems built per uncovered pair to tell a pair the backend refuses from one not reached
-PLAN_ROWS = 40  # at most this many rows planned for one property's run (its guided draws pick among them)
-PAIR_REPEATS = 2  # plans that plan a pair before later plans stop aiming at it
-
-
-def plan_rows(examples: int | None) -> int:
-    """Rows planned for a property's run of `examples` examples: about as many as its guided draws (seven in eight)."""
-    return PLAN_ROWS if examples is None else max(4, min(PLAN_ROWS, examples * 3 // 4 + 2))
+PLAN_ROWS = 40  # rows planned for one property's run (its guided draws pick among them)
 
 
 class Guide:
     """One backend's feature-combination coverage in a run, and the next uncovered row to draw."""
 
-    def __init__(
-        self,
-        backend: str,
-        caps: Capabilities,
-        implementation_source: str = "",
-        order: Sequence[tuple[str, int]] = (),
-    ) -> None:
-        """`order`: the run's properties for this backend, each with its example budget, in the order they run (in
-        every shard of the run, including the ones another shard runs): a property plans what the plans of the ones
-        before it leave open (see `plan`)."""
+    def __init__(self, backend: str, caps: Capabilities, implementation_source: str = "") -> None:
         self.backend = backend
-        self.order = {name: i for i, (name, _) in enumerate(order)}
-        self._budgets = [examples for _, examples in order]
-        self._chain: list[tuple[dict[str, str], ...]] = []  # the planned rows of order[i], over the whole domain
-        self._prior: list[Counter[Combo]] = [Counter()]  # how often order[:i]'s plans planned each combination
         self.implementation_source = implementation_source
         self.implementations: Counter[str] = Counter()
         self.caps = caps
@@ -432,7 +411,7 @@ class Guide:
         self._plans.clear()
         self._key = key
         self._run_implementations.clear()
-        self._rows = plan_rows(examples)
+        self._rows = PLAN_ROWS if examples is None else max(4, min(PLAN_ROWS, examples * 3 // 4 + 2))
 
     def handed(self) -> None:
         """A planned row was drawn."""
@@ -445,58 +424,14 @@ class Guide:
         sub = domain(caps, dtypes)
         space = _space(sub)
         if space not in self._plans:
-            at = self.order.get(self._key)
-            if at is None:  # a property outside the run's order (a single property run by a test): on its own
-                self._plans[space] = self._greedy(sub, self._key, self._rows, Counter())
-            elif space == _space(self.domain):
-                self._plans[space] = self._chained(at)
-            else:  # a narrower space (fewer dtypes, a metamorphic relation's): its own plan after the chain's
-                self._plans[space] = self._greedy(sub, self._key, self._rows, self._prior_of(at))
+            self._plans[space] = self._greedy(sub)
         return self._plans[space]
 
-    def _prior_of(self, at: int) -> Counter[Combo]:
-        if at:
-            self._chained(at - 1)
-        return self._prior[at]
-
-    def _chained(self, at: int) -> tuple[dict[str, str], ...]:
-        """The plan of the run's property `at` over the backend's whole domain, after a simulation of the plans of
-        the properties before it (over the same domain): a pure function of the backend and the run's property
-        order, never of what ran or passed, so a shard draws exactly what the whole run draws."""
-        names = list(self.order)
-        while len(self._chain) <= at:
-            i = len(self._chain)
-            prior = self._prior[i]
-            rows = self._greedy(self.domain, names[i], plan_rows(self._budgets[i]), prior)
-            after = Counter(prior)
-            for row in rows:
-                labels = {f: v for f, v in row.items() if f in _ORDER}
-                for size in (2, 3):
-                    after.update(combos(labels, size))
-            self._chain.append(rows)
-            self._prior.append(after)
-        return self._chain[at]
-
-    def _greedy(
-        self, sub: Mapping[str, tuple[str, ...]], key: str, budget: int, prior: Counter[Combo]
-    ) -> tuple[dict[str, str], ...]:
-        """A greedy covering array of `sub`'s open combinations, at most `budget` rows: a pair is open until plans
-        (`prior`'s and this one's rows) planned it PAIR_REPEATS times (a planned row may go undrawn, or be drawn only
-        by a search that stopped early), a triple until one planned it."""
+    def _greedy(self, sub: Mapping[str, tuple[str, ...]]) -> tuple[dict[str, str], ...]:
         built = self.buildable()
-        counts = Counter({c: n for c, n in prior.items() if all(v in sub[f] for f, v in c)})
-        # Once every combination was planned as often as asked, later plans aim at the least planned ones again.
-        least = {
-            size: min((counts[c] for c in self._order[size] if all(v in sub[f] for f, v in c)), default=0)
-            for size in (2, 3)
-        }
-        repeats = {2: max(PAIR_REPEATS, least[2] + 1), 3: least[3] + 1}
-        seen: dict[int, set[Combo]] = {
-            size: {c for c, n in counts.items() if len(c) == size and n >= repeats[size]} for size in (2, 3)
-        }
-        tried: set[Combo] = set()
+        seen: dict[int, set[Combo]] = {2: set(), 3: set()}
         order = {size: list(self._order[size]) for size in (2, 3)}
-        rng = random.Random(f"coverage/{self.backend}/{key}")
+        rng = random.Random(f"coverage/{self.backend}/{self._key}")
         for size in (2, 3):
             rng.shuffle(order[size])
             # Combinations of features with many values (dtype × padding: 40 for NumPy) need the most rows and no
@@ -507,19 +442,16 @@ class Guide:
         targets = [c for size in (2, 3) for c in order[size] if all(v in sub[f] for f, v in c)]
         rows: list[dict[str, str]] = []
         at = 0
-        while len(rows) < budget:
-            while at < len(targets) and (targets[at] in seen[len(targets[at])] or targets[at] in tried):
+        while len(rows) < self._rows:
+            while at < len(targets) and targets[at] in seen[len(targets[at])]:
                 at += 1
             if at == len(targets):
                 break
             target = targets[at]
             row = self._complete(dict(target), sub, built, seen)
             for size in (2, 3):
-                for c in combos({f: v for f, v in row.items() if f in _ORDER}, size):
-                    counts[c] += 1
-                    if counts[c] >= repeats[size]:
-                        seen[size].add(c)
-            tried.add(target)  # one row a target in a plan (and a row cut short, with no buildable value, only once)
+                seen[size].update(combos({f: v for f, v in row.items() if f in _ORDER}, size))
+            seen[len(target)].add(target)  # a row cut short (no buildable value) must not be planned again
             row["_target"] = "|".join(f"{f}={v}" for f, v in target)
             rows.append(row)
         return tuple(rows)

@@ -176,13 +176,6 @@ def _simplest(space: Capabilities | None) -> set[str]:
     }
 
 
-def example_budget(prop: Property, profile: str, max_examples: int | None) -> int:
-    """The examples `prop` runs for under `profile` (or `max_examples`, if given)."""
-    if max_examples is None and prop.budget != 1.0:
-        max_examples = max(1, round(hypothesis.settings.get_profile(profile).max_examples * prop.budget))
-    return int(profile_settings(profile, max_examples).max_examples)
-
-
 def run_property(
     backend: Backend,
     prop: Property,
@@ -278,7 +271,9 @@ def run_property(
             progress(backend.name, prop.name, tally.examples, 0)
 
     strategy = prop.strategy(backend)
-    conf = profile_settings(profile, example_budget(prop, profile, max_examples))
+    if max_examples is None and prop.budget != 1.0:
+        max_examples = max(1, round(hypothesis.settings.get_profile(profile).max_examples * prop.budget))
+    conf = profile_settings(profile, max_examples)
     # Declined examples are rejected; that is a backend's answer, not a strategy that filters too much.
     conf = hypothesis.settings(conf, suppress_health_check=[*conf.suppress_health_check, HealthCheck.filter_too_much])
     key = f"{backend.name}/{prop.name}"

@@ -24,7 +24,7 @@ from crosscheck.pairwise import run_pairwise
 from crosscheck.profiles import DISTINCT_BUGS
 from crosscheck.properties import PROPERTIES
 from crosscheck.record import SCHEMA_VERSION, summarize
-from crosscheck.runner import DEATHS, Progress, PropertyResult, example_budget, run_property
+from crosscheck.runner import DEATHS, Progress, PropertyResult, run_property
 from crosscheck.sharding import PAIRWISE, Shard, Unit, plan
 
 
@@ -284,15 +284,8 @@ def run_backends(
     try:
         for backend in backends:
             died: str | None = None
-            # One guide for all of a backend's properties: each plans what the plans of the ones before it in the
-            # whole run (every shard's) leave open.
-            order = [
-                (p, example_budget(PROPERTIES[p], options.profile, options.max_examples))
-                for p in props
-                if PROPERTIES[p].applies(backend) is None
-            ]
-            guide = Guide(backend.name, backend.capabilities(), backend.implementation_source, order)
-            guides[backend.name] = guide
+            # One guide for all of a backend's properties: each aims at what the ones before it left uncovered.
+            guide = guides[backend.name] = Guide(backend.name, backend.capabilities(), backend.implementation_source)
             for name in props:
                 if units is not None and (backend.name, name) not in units:
                     continue
