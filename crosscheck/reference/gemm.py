@@ -18,6 +18,10 @@ loop's:
   remainders below the last slice are bounded per element, and s grows until that bound is below
   2⁻¹⁰ of the float64 bound being judged (γ_K(2⁻⁵³)·M). Values whose slices would overflow or
   underflow take the element-wise double-double path instead.
+  Before that, `_stacked_float64` tries two cheaper forms in the canonical layout (`crosscheck.reference.stacked`):
+  one exact slice product A1·B1 plus the rest A1·B' + A'·B as one rounded GEMM of 2K terms, whose error
+  γ_2K(u)·K·2^(e+f−b) per element must itself be below that share (4K multiply-adds per element with M, where
+  the slices take 7K); else the slices cut on the padded input with one exact GEMM per level i + j.
 - complex128: the four real sliced products (Re = ac − bd, Im = ad + bc), each within its own share.
 - integers take the element-wise path: they must stay exact in int64, which BLAS does not offer.
 """
