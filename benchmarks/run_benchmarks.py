@@ -68,6 +68,12 @@ TARGET_IMPORT_S = 0.3
 FAST_BACKENDS = ("numpy", "scipy.correlate", "scipy.convolve", "scipy.ndimage", "scipy.fft", "torch")
 
 
+# `--cpu-time`: one BLAS/OpenMP thread everywhere and process CPU seconds instead of wall seconds, for a machine
+# shared with other work (a ratio of CPU times does not move when the scheduler gives the cores away).
+CLOCK: Callable[[], float] = time.perf_counter
+SINGLE_THREAD_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
 def timed(fn: Callable[[], object], *, min_time: float, min_reps: int = 3) -> float:
     """Median seconds of `fn` after one warm-up call, over at least `min_reps` calls and `min_time` seconds.
 
@@ -79,9 +85,9 @@ def timed(fn: Callable[[], object], *, min_time: float, min_reps: int = 3) -> fl
     times: list[float] = []
     start = time.perf_counter()
     while len(times) < min_reps or time.perf_counter() - start < min_time:
-        t = time.perf_counter()
+        t = CLOCK()
         fn()
-        times.append(time.perf_counter() - t)
+        times.append(CLOCK() - t)
         if len(times) >= 200:
             break
     return statistics.median(times)
@@ -94,6 +100,8 @@ def verdict(ok: bool) -> str:
 def reference_sweep(quick: bool) -> list[dict[str, Any]]:
     import torch
 
+    if CLOCK is time.process_time:
+        torch.set_num_threads(1)
     rows = []
     print("\n1. Default reference vs torch.nn.functional.conv2d in float64 (CPU), same problems, median times")
     print(
@@ -356,13 +364,26 @@ def main(argv: list[str] | None = None) -> int:
         default="reference,examples,wall,isa",
         help="comma-separated sections: reference, examples, wall, isa",
     )
+    parser.add_argument(
+        "--cpu-time",
+        action="store_true",
+        help="sections 1-2 on one thread, timed in process CPU seconds (a machine shared with other work)",
+    )
     args = parser.parse_args(argv)
+    if args.cpu_time:
+        global CLOCK
+        if any(os.environ.get(k) != v for k, v in SINGLE_THREAD_ENV.items()):
+            # BLAS reads its thread count when NumPy loads, which has happened: start again with it set.
+            os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **SINGLE_THREAD_ENV})
+        CLOCK = time.process_time
     sections = set(args.only.split(","))
     unknown = sections - {"reference", "examples", "wall", "isa"}
     if unknown:
         parser.error(f"--only: unknown section {', '.join(sorted(unknown))}; expected reference, examples, wall, isa")
     info = machine()
     print(f"crosscheck benchmarks on {info['cpu']}, {info['cpus']} CPUs, Python {info['python']}")
+    if args.cpu_time:
+        print("sections 1-2: one thread, process CPU seconds (--cpu-time)")
     results: dict[str, Any] = {"machine": info}
     tmp = Path(tempfile.mkdtemp(prefix="crosscheck-bench-"))
     try:
