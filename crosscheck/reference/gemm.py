@@ -277,30 +277,21 @@ _FLOAT32_RANGE = (2.0**-60, 2.0**56)
 
 
 def _float32_safe(*arrays: np.ndarray) -> bool:
+    return _moduli_within(_FLOAT32_RANGE, *(side.astype(np.float32, copy=False) for side in arrays))
+
+
+def _moduli_within(limits: tuple[float, float], *arrays: np.ndarray) -> bool:
+    """Every non-zero modulus of `arrays` inside [low, high] (the few elements below `low` are the only ones tested
+    for zero, rather than a masked minimum over every element)."""
+    low, high = limits
     for side in arrays:
-        if side.dtype == np.float16:
-            continue  # float16's moduli lie in [2^-24, 65504] or are zero: always inside the range
-        m = np.abs(side.astype(np.float32, copy=False))
-        if m.size and float(m.max()) > _FLOAT32_RANGE[1]:
+        m = np.abs(side)
+        if m.size and float(m.max()) > high:
             return False
-        # Moduli below the range's floor that are not zero: min over m where m < floor would allocate; instead the
-        # smallest modulus above zero is found among the few elements below the floor, if any.
-        small = m[m < _FLOAT32_RANGE[0]]
+        small = m[m < low]
         if small.size and np.any(small > 0):
             return False
     return True
-
-
-def _magnitude_float32(a32: np.ndarray, b32: np.ndarray, terms: int) -> np.ndarray:
-    """|A|·|B| by a float32 GEMM (twice float64's rate), rounded up past its error.
-
-    The moduli are exact in float32 and every product is normal (`_float32_safe`), so the computed sum of K
-    non-negative terms is within γ_K(2⁻²⁴) of the exact one in any order: exact ≤ computed / (1 − γ_K).
-    That makes M at most ~K·2⁻²⁴ (relative) larger than exact, and the bound as much looser.
-    """
-    m32 = np.matmul(np.abs(a32), np.abs(b32))
-    slack = (1 + 2 * F64_U) / (1 - gamma(terms, 2.0**-24))
-    return np.asarray(m32.astype(np.float64) * slack)
 
 
 def _stacked_float64(problem: ConvProblem, tail: bool = True) -> ReferenceResult | None:
@@ -322,7 +313,7 @@ def _stacked_float64(problem: ConvProblem, tail: bool = True) -> ReferenceResult
     exponents = _exponent_range((ma, ea), (mx, ex))
     shift = (ea[None] + ex[:, :, None, None]).astype(np.int64)  # e_row + f_image, (N, G, Og, 1)
     pad = (slice(None), slice(None)) + (None,) * (xg.ndim - 2)
-    if tail and _tail_range(problem.x, problem.w):
+    if tail and _moduli_within(_TAIL_RANGE, problem.x, problem.w):
         bits = slice_bits(terms)
         # A = A1 + A', B = B1 + B' (one slice, exact remainders): A·B = A1·B1 + (A1·B' + A'·B). A1·B1 is exact
         # (K products of b-bit slices); the second GEMM of 2K terms rounds, by at most γ_2K(u)·Σ(|A1||B'| + |A'||B|)
@@ -333,10 +324,15 @@ def _stacked_float64(problem: ConvProblem, tail: bool = True) -> ReferenceResult
         if np.all(rounded <= target):
             (x1,), x_rest = split(xg, 2, bits, 1, ex[pad])
             (a1,), a_rest = split(a, 2, bits, 1, ea)
-            b = stacked_columns([x1, x_rest, xg], spec)  # (N, G, 3K, P): [B1; B'; B]
-            hi, lo = two_sum(
-                np.matmul(a1, b[:, :, :terms]), np.matmul(np.concatenate([a1, a_rest], axis=2), b[:, :, terms:])
-            )
+            # One im2col per operand rather than one stacked: the same copies, and none at all for a 1×1 layer of
+            # stride 1, whose columns are the input itself. fl(fl(A1·B') + fl(A'·B)) is one summation order of the
+            # 2K products, inside the same γ_2K bound.
+            b1 = stacked_columns([x1], spec)
+            p1 = np.matmul(a1, b1)
+            del b1
+            rest = np.matmul(a1, stacked_columns([x_rest], spec))
+            rest += np.matmul(a_rest, stacked_columns([xg], spec))
+            hi, lo = two_sum(p1, rest)
             return _stacked_result(spec, hi, lo, mag, rounded + 2.0**-1074)
     for count in range(3, MAX_SLICES + 1):
         bits = slice_bits(count * terms)  # every level's sum of up to count·K slice products is exact
@@ -378,14 +374,3 @@ def _stacked_result(
 # Non-zero moduli of x and w inside [2^-400, 2^400]: every product in the one-slice path, its remainders' included,
 # is a normal number far from overflow, so the rounded GEMM's error is relative (no underflow term).
 _TAIL_RANGE = (2.0**-400, 2.0**400)
-
-
-def _tail_range(*arrays: np.ndarray) -> bool:
-    for side in arrays:
-        m = np.abs(side)
-        if m.size and float(m.max()) > _TAIL_RANGE[1]:
-            return False
-        small = m[m < _TAIL_RANGE[0]]
-        if small.size and np.any(small > 0):
-            return False
-    return True
