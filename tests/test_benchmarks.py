@@ -84,3 +84,19 @@ def test_an_unknown_section_is_a_usage_error(bench: ModuleType, capsys: pytest.C
     assert exit_.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].endswith("--only: unknown section speed; expected reference, examples, wall, isa")
+
+
+def test_the_layer_sweep_times_every_rank_and_kind(bench: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("torch", reason="the sweep compares with torch: pip install 'crosscheck[torch]'")
+    layers = [
+        ("1x1", 1, 4, 2, (5, 5), (1, 1), 1, 1, 1),
+        ("depthwise", 1, 4, 4, (6, 5), (3, 3), 4, 1, 1),
+        ("3-D dilated", 1, 2, 2, (5, 5, 5), (3, 3, 3), 1, 2, 1),
+        ("1-D strided", 2, 3, 2, (9,), (3,), 1, 1, 2),
+    ]
+    monkeypatch.setattr(bench, "LAYERS", layers)
+    monkeypatch.setattr(bench.time, "sleep", lambda _s: None)
+    rows = bench.layer_sweep(quick=True)
+    expected = [(layer[0], dtype) for layer in layers for dtype in ("float32", "float64")]
+    assert [(r["layer"], r["dtype"]) for r in rows] == expected
+    assert all(r["reference_s"] > 0 and r["torch_f64_s"] > 0 for r in rows)

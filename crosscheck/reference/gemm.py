@@ -18,6 +18,10 @@ loop's:
   remainders below the last slice are bounded per element, and s grows until that bound is below
   2⁻¹⁰ of the float64 bound being judged (γ_K(2⁻⁵³)·M). Values whose slices would overflow or
   underflow take the element-wise double-double path instead.
+  Before that, `_stacked_float64` tries two cheaper forms in the canonical layout (`crosscheck.reference.stacked`):
+  one exact slice product A1·B1 plus the rest A1·B' + A'·B as one rounded GEMM of 2K terms, whose error
+  γ_2K(u)·K·2^(e+f−b) per element must itself be below that share (4K multiply-adds per element with M, where
+  the slices take 7K); else the slices cut on the padded input with one exact GEMM per level i + j.
 - complex128: the four real sliced products (Re = ac − bd, Im = ad + bc), each within its own share.
 - integers take the element-wise path: they must stay exact in int64, which BLAS does not offer.
 """
@@ -36,6 +40,8 @@ from crosscheck.problem import ConvProblem, ConvSpec
 from crosscheck.reference.elementwise import elementwise, two_sum
 from crosscheck.reference.geometry import grouped_input, grouped_weight
 from crosscheck.reference.result import ReferenceResult
+from crosscheck.reference.stacked import canonical as stacked_canonical
+from crosscheck.reference.stacked import magnitude_float64, narrow, stacked_columns
 
 # The reference's own error may use at most this fraction of the float64 bound γ_K(u)·M it judges.
 ACCURACY_SHARE = 2.0**-10
@@ -226,6 +232,10 @@ def gemm(problem: ConvProblem) -> ReferenceResult:
         return elementwise(problem)
     if spec.dtype in NARROW_REAL:
         return _narrow(problem)
+    if spec.dtype == "float64":
+        fast = _stacked_float64(problem)
+        if fast is not None:
+            return fast
     work = np.complex128 if info.is_complex else np.float64
     # A = filters (G, Og, K) times B = columns (G, K, N·P): the sliced paths split A's rows and B's columns.
     a, b = filters(problem, work), columns(problem, work)
@@ -255,13 +265,9 @@ NARROW_REAL = ("float32", "float16", "bfloat16")
 def _narrow(problem: ConvProblem) -> ReferenceResult:
     """float32 and narrower: values exact in float32, products exact in float64, one float64 GEMM."""
     spec = problem.spec
-    # im2col in float32 moves half the bytes; widening to float64 afterwards is exact.
-    a32, b32 = filters(problem, np.float32), columns(problem, np.float32)
-    a, b = a32.astype(np.float64), b32.astype(np.float64)
-    y = canonical(spec, np.matmul(a, b))
     # The columns hold the input's values and padding zeros: checking x and w is enough, and 9x cheaper.
     safe = _float32_safe(problem.x, problem.w) and spec.terms < 2**16  # K·2^112 stays below float32's 2^128
-    mag = canonical(spec, _magnitude_float32(a32, b32, spec.terms) if safe else magnitude_product(a, b, spec.terms))
+    y, mag = narrow(problem, filters(problem, np.float32), safe)
     # Products of ≤24-bit significands are exact in float64; only the K additions round.
     return ReferenceResult(y, None, mag, gamma(spec.terms, F64_U) * mag, "gemm")
 
@@ -271,22 +277,100 @@ _FLOAT32_RANGE = (2.0**-60, 2.0**56)
 
 
 def _float32_safe(*arrays: np.ndarray) -> bool:
+    return _moduli_within(_FLOAT32_RANGE, *(side.astype(np.float32, copy=False) for side in arrays))
+
+
+def _moduli_within(limits: tuple[float, float], *arrays: np.ndarray) -> bool:
+    """Every non-zero modulus of `arrays` inside [low, high] (the few elements below `low` are the only ones tested
+    for zero, rather than a masked minimum over every element)."""
+    low, high = limits
     for side in arrays:
-        m = np.abs(side.astype(np.float32))
-        if m.size and float(m.max()) > _FLOAT32_RANGE[1]:
+        m = np.abs(side)
+        if m.size and float(m.max()) > high:
             return False
-        if m.size and float(np.where(m > 0, m, np.float32(np.inf)).min()) < _FLOAT32_RANGE[0]:
+        small = m[m < low]
+        if small.size and np.any(small > 0):
             return False
     return True
 
 
-def _magnitude_float32(a32: np.ndarray, b32: np.ndarray, terms: int) -> np.ndarray:
-    """|A|·|B| by a float32 GEMM (twice float64's rate), rounded up past its error.
+def _stacked_float64(problem: ConvProblem, tail: bool = True) -> ReferenceResult | None:
+    """The float64 result from slices of the padded input (`crosscheck.reference.stacked`), or None where the
+    image-wide alignment would truncate some element past its share (then the per-column slices decide). `tail`
+    False skips the one-slice path, as values outside its range do (the tests prove each path on its own)."""
+    spec = problem.spec
+    terms = spec.terms
+    if not (np.all(np.isfinite(problem.x)) and np.all(np.isfinite(problem.w))):
+        return None
+    a = filters(problem, np.float64)  # (G, Og, K)
+    xg = grouped_input(problem.x, spec, np.float64)  # (N, G, Cg, *padded)
+    mag = magnitude_float64(a, xg, spec)  # (N, G, Og, P)
+    ma = np.max(np.abs(a), axis=2, keepdims=True)  # (G, Og, 1)
+    mx = np.max(np.abs(xg).reshape(spec.batch, spec.groups, -1), axis=2)  # (N, G)
+    ea = np.asarray(np.frexp(ma)[1], dtype=np.float64)
+    ex = np.asarray(np.frexp(mx)[1], dtype=np.float64)
+    target = ACCURACY_SHARE * gamma(terms, F64_U) * mag
+    exponents = _exponent_range((ma, ea), (mx, ex))
+    shift = (ea[None] + ex[:, :, None, None]).astype(np.int64)  # e_row + f_image, (N, G, Og, 1)
+    pad = (slice(None), slice(None)) + (None,) * (xg.ndim - 2)
+    if tail and _moduli_within(_TAIL_RANGE, problem.x, problem.w):
+        bits = slice_bits(terms)
+        # A = A1 + A', B = B1 + B' (one slice, exact remainders): A·B = A1·B1 + (A1·B' + A'·B). A1·B1 is exact
+        # (K products of b-bit slices); the second GEMM of 2K terms rounds, by at most γ_2K(u)·Σ(|A1||B'| + |A'||B|)
+        # (Higham §3.1, products included, any order), and |A1| ≤ 2^e, |B'| ≤ 2^(f−b−1), |A'| ≤ 2^(e−b−1),
+        # |B| < 2^f make that sum at most K·2^(e+f−b). An element with M = 0 has a zero in every term: exact.
+        rounded = gamma(2 * terms, F64_U) * terms * np.ldexp(1.0, shift - bits) * (1 + 2.0**-40)
+        rounded = np.where(mag > 0, rounded, 0.0)
+        if np.all(rounded <= target):
+            (x1,), x_rest = split(xg, 2, bits, 1, ex[pad])
+            (a1,), a_rest = split(a, 2, bits, 1, ea)
+            # One im2col per operand rather than one stacked: the same copies, and none at all for a 1×1 layer of
+            # stride 1, whose columns are the input itself. fl(fl(A1·B') + fl(A'·B)) is one summation order of the
+            # 2K products, inside the same γ_2K bound.
+            b1 = stacked_columns([x1], spec)
+            p1 = np.matmul(a1, b1)
+            del b1
+            rest = np.matmul(a1, stacked_columns([x_rest], spec))
+            rest += np.matmul(a_rest, stacked_columns([xg], spec))
+            hi, lo = two_sum(p1, rest)
+            return _stacked_result(spec, hi, lo, mag, rounded + 2.0**-1074)
+    for count in range(3, MAX_SLICES + 1):
+        bits = slice_bits(count * terms)  # every level's sum of up to count·K slice products is exact
+        if not _slices_are_safe(exponents, bits, count):
+            return None
+        pairs = sum(1 for i in range(1, count + 1) for j in range(1, count + 1) if i + j > count + 1)
+        per_element = min(terms * _truncation_factor(bits, count), 1.0)
+        truncation = np.minimum(per_element * np.ldexp(1.0, shift), (4 * pairs + 4) * mag)
+        if np.all(truncation <= target):
+            break
+    else:
+        return None
+    x_slices, _ = split(xg, 2, bits, count, ex[pad])
+    a_slices, _ = split(a, 2, bits, count, ea)
+    b = stacked_columns(x_slices, spec)  # (N, G, count·K, P) = [B1; B2; B3]
+    hi = np.zeros(mag.shape)
+    lo = np.zeros(mag.shape)
+    for level in range(1, count + 1):  # level t + 1 = i + j: largest first, the double-double sum stays tight
+        a_level = a_slices[level - 1] if level == 1 else np.concatenate(a_slices[level - 1 :: -1], axis=2)
+        p = np.matmul(a_level, b[:, :, : level * terms])  # Σ_{i+j=level+1} A_i·B_j: exact (module docstring)
+        hi, e = two_sum(hi, p)
+        lo += e
+    # Σ|levels| ≤ Σ|products| ≤ (Σ_i|X_i|)·(Σ_j|W_j|) ≤ (1 + 2^(1−b))²·M + the remainders: 2·M is generous.
+    summed = gamma(count, F64_U) ** 2 * 2 * mag
+    hi, lo = two_sum(hi, lo)
+    bound = (truncation + summed) * (1 + 2.0**-40) + 2.0**-1074
+    return _stacked_result(spec, hi, lo, mag, bound)
 
-    The moduli are exact in float32 and every product is normal (`_float32_safe`), so the computed sum of K
-    non-negative terms is within γ_K(2⁻²⁴) of the exact one in any order: exact ≤ computed / (1 − γ_K).
-    That makes M at most ~K·2⁻²⁴ (relative) larger than exact, and the bound as much looser.
-    """
-    m32 = np.matmul(np.abs(a32), np.abs(b32))
-    slack = (1 + 2 * F64_U) / (1 - gamma(terms, 2.0**-24))
-    return np.asarray(m32.astype(np.float64) * slack)
+
+def _stacked_result(
+    spec: ConvSpec, hi: np.ndarray, lo: np.ndarray, mag: np.ndarray, bound: np.ndarray
+) -> ReferenceResult:
+    def c(a: np.ndarray) -> np.ndarray:
+        return stacked_canonical(spec, a)
+
+    return ReferenceResult(c(hi), c(lo), c(mag), c(bound), "gemm")
+
+
+# Non-zero moduli of x and w inside [2^-400, 2^400]: every product in the one-slice path, its remainders' included,
+# is a normal number far from overflow, so the rounded GEMM's error is relative (no underflow term).
+_TAIL_RANGE = (2.0**-400, 2.0**400)

@@ -1,0 +1,77 @@
+"""The default reference's fast paths: batch-major GEMMs whose results land in the canonical layout.
+
+`gemm` multiplies one im2col matrix per group (G, K, N·P) and then transposes every result to (N, C_out, *out).
+Here the matrices are (N, G, K, P), so `A @ B` broadcast over (N, G) is already (N, G, C_out/G, P), the canonical
+layout, and a 1×1 convolution of stride 1 needs no im2col copy at all. What else saves passes over memory:
+
+- float32 and narrower: one float64 im2col of x for the exact-product GEMM, one float32 im2col of |x| (moduli
+  taken on the 9–27× smaller padded input) for M; the range check reads x and w, never the columns.
+- float64: the error-free slices are cut on the *padded input*, aligned to each (image, group)'s largest power
+  of two instead of each column's, and the slices' im2col matrices are stacked along K: [B1; B2; ...; Bs].
+  The products of one level t = i + j (A_i·B_j) are then one GEMM, [A_{t−1}, ..., A_1] @ [B1; ...; B_{t−1}], of
+  (t − 1)·K terms. With b bits per slice and s·K·2^(2b) ≤ 2^53 (`slice_bits(s·K)`) every level's sum is a sum of
+  integers (in units of its quantum) below 2^53: exact in float64 in any order, as one product was in `gemm`.
+  So s(s+1)/2 slice products cost s GEMMs streaming B once each, and s two-sums instead of s(s+1)/2.
+  A coarser alignment leaves more truncation for windows whose values are far below the image's largest; the
+  per-element truncation bound sees that (its scale is 2^(e_row + f_image)), and `gemm` then takes its per-column
+  slices: the bound and its share of the judged bound are the same test on both paths (`gemm._stacked_float64`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from crosscheck.bounds import F64_U, gamma
+from crosscheck.padding import effective_kernel
+from crosscheck.problem import ConvProblem, ConvSpec
+from crosscheck.reference.geometry import grouped_input
+
+
+def stacked_columns(inputs: list[np.ndarray], spec: ConvSpec) -> np.ndarray:
+    """(N, G, S·K, P): the im2col matrices of S padded grouped inputs (each (N, G, Cg, *padded)) stacked along K,
+    K ordered (channel, kernel taps) like the filter."""
+    rank = spec.rank
+    x = inputs[0][None] if len(inputs) == 1 else np.stack(inputs)  # (S, N, G, Cg, *padded)
+    eff = tuple(effective_kernel(k, d) for k, d in zip(spec.kernel, spec.dilation))
+    v = sliding_window_view(x, eff, axis=tuple(range(4, 4 + rank)))  # (S, N, G, Cg, *positions, *eff)
+    index = (
+        (slice(None),) * 4
+        + tuple(slice(0, (n - 1) * s + 1, s) for n, s in zip(spec.out_size, spec.stride))
+        + tuple(slice(None, None, d) for d in spec.dilation)
+    )
+    v = v[index]  # (S, N, G, Cg, *out, *kernel)
+    out_axes = tuple(range(4, 4 + rank))
+    tap_axes = tuple(range(4 + rank, 4 + 2 * rank))
+    v = v.transpose(1, 2, 0, 3, *tap_axes, *out_axes)  # (N, G, S, Cg, *kernel, *out)
+    n, g = spec.batch, spec.groups
+    return np.ascontiguousarray(v).reshape(n, g, len(inputs) * spec.terms, -1)
+
+
+def canonical(spec: ConvSpec, y: np.ndarray) -> np.ndarray:
+    """(N, G, C_out/G, P) -> (N, C_out, *out): a reshape, no copy."""
+    return y.reshape(spec.batch, spec.out_channels, *spec.out_size)
+
+
+def magnitude_float64(a: np.ndarray, xg: np.ndarray, spec: ConvSpec) -> np.ndarray:
+    """|A|·|B| (N, G, Og, P) in float64, rounded up past its own error (sums of K non-negative terms: γ_{K+1})."""
+    return np.asarray(np.matmul(np.abs(a), stacked_columns([np.abs(xg)], spec)) * (1 + gamma(spec.terms + 1, F64_U)))
+
+
+def narrow(problem: ConvProblem, a32: np.ndarray, float32_magnitude: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(y, M) of a float32-or-narrower problem, (N, C_out, *out): y by one float64 GEMM (products exact, only the
+    K additions round), M in float64, or by a float32 GEMM of the moduli (twice float64's rate) when
+    `float32_magnitude`: the caller has checked that the moduli are exact in float32 and every product is normal
+    and K of them cannot overflow, so the computed sum of K non-negative terms is within γ_K(2⁻²⁴) of the exact one
+    in any order: exact ≤ computed / (1 − γ_K), a bound at most ~K·2⁻²⁴ (relative) looser than with the exact M."""
+    spec = problem.spec
+    a = a32.astype(np.float64)
+    xg = grouped_input(problem.x, spec, np.float64)
+    y = np.matmul(a, stacked_columns([xg], spec))
+    if float32_magnitude:
+        m32 = np.matmul(np.abs(a32), stacked_columns([np.abs(xg).astype(np.float32)], spec))
+        slack = (1 + 2 * F64_U) / (1 - gamma(spec.terms, 2.0**-24))
+        mag = np.asarray(m32.astype(np.float64) * slack)
+    else:
+        mag = magnitude_float64(a, xg, spec)
+    return canonical(spec, y), canonical(spec, mag)
