@@ -153,13 +153,24 @@ def _smaller(c: int) -> int:
     return max(CHANNEL_BLOCK, half - half % CHANNEL_BLOCK) if c >= 2 * CHANNEL_BLOCK else half
 
 
+def least_out(spec: ConvSpec) -> tuple[int, ...]:
+    """The fewest outputs per dimension that leave an input of at least one element between the layer's pads (more
+    than one where the pads cover most of the window, as wav2vec's positional convolution's 64 + 64 of 128)."""
+    out = []
+    for (lo, hi), k, d, s in zip(spec.pads, spec.kernel, spec.dilation, spec.stride):
+        eff = effective_kernel(k, d)
+        out.append((1 + lo + hi - eff) // s + 1 if 1 + lo + hi >= eff else 1)
+    return tuple(out)
+
+
 def fit(layer: Layer, max_macs: int) -> Scaled | None:
-    """`layer` with channels reduced until one output position fits `max_macs`, or None if it cannot."""
+    """`layer` with channels reduced until its fewest outputs fit `max_macs`, or None if they cannot."""
     spec = layer.forward()
     g, cpg_in, cpg_out = spec.groups, spec.in_channels // spec.groups, spec.out_channels // spec.groups
     taps = math.prod(spec.kernel)
     depthwise = cpg_in == 1 and g > 1
-    while g * cpg_out * cpg_in * taps > max_macs:
+    fewest = math.prod(least_out(spec))
+    while g * cpg_out * cpg_in * taps * fewest > max_macs:
         # The largest of the three halves: the channel count that costs most goes first.
         options = []
         if depthwise and g >= 2 * CHANNEL_BLOCK:
@@ -319,16 +330,14 @@ def draw_spec(
     # Spatial size first (the width, the dimension kernels unroll, before the others), then batch, each as large as
     # the budget leaves and the layer had; drawn, so that a failure shrinks toward one output.
     left = scaled.positions
+    least = least_out(base)
     dims: list[tuple[int, tuple[int, int]]] = [(0, (0, 0))] * base.rank
     for d in reversed(range(base.rank)):
         eff = effective_kernel(base.kernel[d], base.dilation[d])
         lo, hi = base.pads[d]
-        # The fewest outputs that leave an input of at least one element between the layer's pads.
-        least = (1 + lo + hi - eff) // base.stride[d] + 1 if 1 + lo + hi >= eff else 1
-        most = min(base.out_size[d], left)
-        if most < least:
-            return None
-        out = draw(_integers(least, most))
+        # As many as the budget leaves once the dimensions still to draw have their fewest (fit() made room).
+        most = min(base.out_size[d], left // math.prod(least[:d]))
+        out = draw(_integers(least[d], max(least[d], most)))
         left //= out
         if mode == "explicit":
             # The layer's own pads; the input as the network would have it (stride's remainder drawn).

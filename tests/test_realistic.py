@@ -4,6 +4,7 @@ convolution only realistic shapes reach."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from crosscheck.problem import ConvSpec
 from crosscheck.strategies import DEFAULT_MAX_MACS, conv_specs
 
 # What the issue asks the profile to cover, each by a property of its layers that only that network gives here.
-REQUIRED = {
+REQUIRED: dict[str, Callable[[ConvSpec], bool]] = {
     "resnet50": lambda s: s.rank == 2 and s.groups == 1,
     "mobilenet_v2": lambda s: s.groups == s.in_channels > 1,
     "efficientnet_b0": lambda s: s.groups == s.in_channels > 1 and s.kernel == (5, 5),
