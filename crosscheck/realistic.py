@@ -42,7 +42,7 @@ from crosscheck.problem import ConvSpec
 SHAPES = ("default", "realistic")
 REALISTIC_MAX_MACS = 50_000_000  # per example under --shapes realistic, unless --max-macs says otherwise
 DEFAULT_SHARE = 16  # a default run draws one example in this many from the layers
-DEFAULT_SHARE_FACTOR = 16  # ... at this many times the property's budget (coverage.build allows as much)
+DEFAULT_SHARE_FACTOR = 4  # ... at this many times the property's budget: 3x3 layers of 64 channels still fit
 BASE_MAX_MACS = 40_000  # the forward properties' budget (strategies.DEFAULT_MAX_MACS); others scale from it
 CHANNEL_BLOCK = coverage.CHANNEL_BLOCK
 MAX_BATCH = 4
