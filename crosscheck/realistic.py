@@ -32,7 +32,6 @@ from importlib import resources
 from typing import Any
 
 from hypothesis import assume
-from hypothesis import strategies as st
 
 from crosscheck import coverage
 from crosscheck.backends.base import Capabilities
@@ -283,28 +282,18 @@ def budget(shapes: Shapes, max_macs: int) -> int:
     return DEFAULT_SHARE_FACTOR * max_macs
 
 
-def wanted(draw: st.DrawFn, shapes: Shapes | None) -> bool:
+def wanted(ch: coverage.Chooser, shapes: Shapes | None) -> bool:
     """Whether this example is drawn from the layers (a Hypothesis draw, shrinking toward no, except under the
     realistic profile, where every example is)."""
     if shapes is None:
         return False
     if shapes.profile == "realistic":
         return True
-    return draw(_integers(0, DEFAULT_SHARE - 1)) == DEFAULT_SHARE - 1
-
-
-@functools.lru_cache(maxsize=4096)
-def _integers(lo: int, hi: int) -> st.SearchStrategy[int]:
-    return st.integers(lo, hi)
-
-
-@functools.lru_cache(maxsize=1024)
-def _sampled(options: tuple[Any, ...]) -> st.SearchStrategy[Any]:
-    return st.sampled_from(options)
+    return ch.integer(0, DEFAULT_SHARE - 1) == DEFAULT_SHARE - 1
 
 
 def draw_spec(
-    draw: st.DrawFn,
+    ch: coverage.Chooser,
     caps: Capabilities,
     dtypes: tuple[str, ...],
     max_macs: int,
@@ -318,12 +307,12 @@ def draw_spec(
         return None
     # The network first, then its layer: each network as likely as another, however many layers it lists.
     names = tuple(dict.fromkeys(s.layer.network for s in layers_))
-    network = names[draw(_integers(0, len(names) - 1))]
+    network = names[ch.integer(0, len(names) - 1)]
     mine = [s for s in layers_ if s.layer.network == network]
-    scaled = mine[draw(_integers(0, len(mine) - 1))]
+    scaled = mine[ch.integer(0, len(mine) - 1)]
     base = scaled.base
-    dtype = draw(_sampled(dtypes))
-    layout = draw(_sampled(tuple(caps.layouts)))
+    dtype = ch.pick(dtypes)
+    layout = ch.pick(tuple(caps.layouts))
     mode = _mode(base, caps)
     if mode is None:
         return None
@@ -337,15 +326,15 @@ def draw_spec(
         lo, hi = base.pads[d]
         # As many as the budget leaves once the dimensions still to draw have their fewest (fit() made room).
         most = min(base.out_size[d], left // math.prod(least[:d]))
-        out = draw(_integers(least[d], max(least[d], most)))
+        out = ch.integer(least[d], max(least[d], most))
         left //= out
         if mode == "explicit":
             # The layer's own pads; the input as the network would have it (stride's remainder drawn).
-            n = (out - 1) * base.stride[d] + eff - lo - hi + draw(_integers(0, base.stride[d] - 1))
+            n = (out - 1) * base.stride[d] + eff - lo - hi + ch.integer(0, base.stride[d] - 1)
             dims[d] = (max(1, n), (lo, hi))
         else:
-            dims[d] = coverage.dimension(_Chooser(draw), eff, base.stride[d], mode, out)
-    batch = draw(_integers(1, max(1, min(MAX_BATCH, left))))
+            dims[d] = coverage.dimension(ch, eff, base.stride[d], mode, out)
+    batch = ch.integer(1, max(1, min(MAX_BATCH, left)))
     spec = coverage.assemble(
         batch,
         base.in_channels,
@@ -373,17 +362,6 @@ def _mode(base: ConvSpec, caps: Capabilities) -> str | None:
         if mode in caps.padding:
             return mode
     return None
-
-
-class _Chooser:
-    def __init__(self, draw: st.DrawFn) -> None:
-        self.draw = draw
-
-    def integer(self, lo: int, hi: int) -> int:
-        return self.draw(_integers(lo, hi))
-
-    def pick(self, options: tuple[Any, ...]) -> Any:
-        return self.draw(_sampled(tuple(options)))
 
 
 def origin(spec: ConvSpec) -> str | None:

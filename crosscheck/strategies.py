@@ -95,10 +95,10 @@ def conv_specs(
     allowed = [d for d in (dtypes or caps.dtypes) if d in caps.dtypes]
     if not allowed:
         raise ValueError("conv_specs: no dtype is both requested and supported")
-    shapes = realistic.current()
-    if shapes is not None and realistic.wanted(draw, shapes):
+    shapes, chooser = realistic.current(), _DrawChooser(draw)
+    if shapes is not None and realistic.wanted(chooser, shapes):
         budget = realistic.budget(shapes, max_macs)
-        real = realistic.draw_spec(draw, caps, tuple(allowed), budget, min_taps=min_taps, transposed=transposed)
+        real = realistic.draw_spec(chooser, caps, tuple(allowed), budget, min_taps=min_taps, transposed=transposed)
         if real is not None:  # None: no layer fits this backend's space at this budget; drawn freely then
             assume(caps.refuses(real) is None)
             return real
