@@ -29,7 +29,9 @@ REQUIRED: dict[str, Callable[[ConvSpec], bool]] = {
     "wav2vec2": lambda s: s.rank == 1,
     "dcgan": lambda s: s.kernel == (4, 4) and s.stride == (2, 2),
 }
-_QUIET = settings(max_examples=150, database=None, suppress_health_check=list(HealthCheck), deadline=None)
+_QUIET = settings(
+    max_examples=150, database=None, derandomize=True, suppress_health_check=list(HealthCheck), deadline=None
+)
 
 
 def _kind(spec: ConvSpec) -> str:
@@ -88,10 +90,12 @@ def test_fitting_keeps_what_selects_a_kernel() -> None:
             assert (s.in_channels, s.out_channels) == (full.in_channels, full.out_channels), "spatial size goes first"
 
 
-def _collect(shapes: realistic.Shapes | None, caps: Capabilities, **kw: object) -> list[ConvSpec]:
+def _collect(
+    shapes: realistic.Shapes | None, caps: Capabilities, conf: settings = _QUIET, **kw: object
+) -> list[ConvSpec]:
     seen: list[ConvSpec] = []
 
-    @_QUIET
+    @conf
     @given(conv_specs(caps, **kw))  # type: ignore[arg-type]
     def draw(spec: ConvSpec) -> None:
         seen.append(spec)
@@ -133,7 +137,8 @@ def test_named_padding_only_backends_get_the_closest_mode() -> None:
 
 
 def test_a_default_run_draws_a_small_share_within_its_budget() -> None:
-    seen = _collect(realistic.Shapes(), CAPS)
+    # Not derandomized: its fixed sequence drew no share in 150 examples; 400 random ones hold ~25 (one in 16).
+    seen = _collect(realistic.Shapes(), CAPS, settings(_QUIET, max_examples=400, derandomize=False))
     real = [s for s in seen if realistic.origin(s) is not None]
     assert 0 < len(real) < len(seen) / 4
     assert all(s.macs <= realistic.DEFAULT_SHARE_FACTOR * DEFAULT_MAX_MACS for s in real)
