@@ -10,7 +10,8 @@ Prints, each against its target (README "Performance"):
 2. the reference's FLOP rate against NumPy's float64 matrix product of the same size;
 3. examples per second per backend and property in the `ci` profile (a `crosscheck run`), and JAX
    against torch;
-4. the wall time of a default `crosscheck run` with every framework, and of `import crosscheck`.
+4. the wall time of a default `crosscheck run` with every framework, and of `import crosscheck`;
+6. examples per second per backend on realistic shapes (`crosscheck run --shapes realistic`).
 
 `--json FILE` also writes every number. Needs the frameworks installed (pip install -e ".[all]").
 """
@@ -278,6 +279,22 @@ def examples_per_second(quick: bool, out: Path) -> dict[str, Any]:
     return result
 
 
+def realistic_examples_per_second(quick: bool, out: Path) -> dict[str, Any]:
+    """Examples per second per backend when every example is a real network's layer, scaled to ≤ 5·10⁷
+    multiply-adds (crosscheck.realistic): the workload whose blocked, multi-threaded kernels the small default
+    problems never reach, and where the reference's cost shows."""
+    examples = "3" if quick else "10"
+    args = ["--shapes", "realistic", "--profile", "ci", "--no-pairwise", "--max-examples", examples]
+    print(f"\n6. Realistic shapes: `crosscheck run {' '.join(args)}` (every installed backend, JAX store empty)")
+    wall, record = crosscheck_run(args, out, ci=True, env_extra={"CROSSCHECK_JAX_CACHE": str(out / "jax-store")})
+    rates, overall = _rates(record)
+    print(f"   run wall {wall:.1f} s")
+    for backend, by in rates.items():
+        worst = min(by, key=by.__getitem__)
+        print(f"   {backend:<16} overall {overall[backend]:7.2f}/s  slowest {by[worst]:7.2f}/s ({worst})")
+    return {"wall_s": wall, "rates": rates, "overall": overall}
+
+
 def _best_of(code: str, runs: int = 5) -> list[float]:
     return [
         float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
@@ -361,8 +378,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write every number to this file")
     parser.add_argument(
         "--only",
-        default="reference,examples,wall,isa",
-        help="comma-separated sections: reference, examples, wall, isa",
+        default="reference,examples,wall,isa,realistic",
+        help="comma-separated sections: reference, examples, wall, isa, realistic",
     )
     parser.add_argument(
         "--cpu-time",
@@ -377,9 +394,11 @@ def main(argv: list[str] | None = None) -> int:
             os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **SINGLE_THREAD_ENV})
         CLOCK = time.process_time
     sections = set(args.only.split(","))
-    unknown = sections - {"reference", "examples", "wall", "isa"}
+    unknown = sections - {"reference", "examples", "wall", "isa", "realistic"}
     if unknown:
-        parser.error(f"--only: unknown section {', '.join(sorted(unknown))}; expected reference, examples, wall, isa")
+        parser.error(
+            f"--only: unknown section {', '.join(sorted(unknown))}; expected reference, examples, wall, isa, realistic"
+        )
     info = machine()
     print(f"crosscheck benchmarks on {info['cpu']}, {info['cpus']} CPUs, Python {info['python']}")
     if args.cpu_time:
@@ -399,6 +418,8 @@ def main(argv: list[str] | None = None) -> int:
             results["wall"] = default_run_and_import(tmp / "default")
         if "isa" in sections:
             results["isa"] = isa_sweep(tmp / "isa", args.quick)
+        if "realistic" in sections:
+            results["realistic"] = realistic_examples_per_second(args.quick, tmp / "realistic")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if args.json:

@@ -71,6 +71,15 @@ def _shard(text: str) -> Shard:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _macs(text: str) -> int:
+    from crosscheck.realistic import parse_macs
+
+    try:
+        return parse_macs(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _levels(text: str) -> list[str]:
     from crosscheck.hardware import parse_levels
 
@@ -160,6 +169,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-isolation",
         action="store_true",
         help="run backends in this process (faster; a crashing backend then ends the run)",
+    )
+    run.add_argument(
+        "--shapes",
+        choices=("default", "realistic"),
+        default="default",
+        help="where problems come from: 'default' (small problems, one in 16 a scaled layer of a real network) or "
+        "'realistic' (every problem a real network's layer, crosscheck/data/realistic_layers.json)",
+    )
+    run.add_argument(
+        "--max-macs",
+        type=_macs,
+        metavar="N",
+        help="with --shapes realistic: multiply-adds per example (default 5e7; e.g. 2e8 for larger layers)",
     )
     run.set_defaults(func=cmd_run)
 
@@ -414,9 +436,12 @@ def findings_summary(record: dict[str, Any]) -> str:
 def cmd_run(args: argparse.Namespace) -> int:
     from crosscheck.profiles import default_profile
     from crosscheck.progress import LiveProgress, use_colour
+    from crosscheck.realistic import shapes_option
     from crosscheck.session import RunOptions, check_isolation, run_levels, select_properties
 
     select_properties(args.properties)  # bad usage is reported before any framework is imported
+    if args.max_macs is not None and args.shapes != "realistic":
+        raise CrosscheckError("--max-macs: applies only with --shapes realistic")
     for level in args.isa:
         check_isolation(level, not args.no_isolation)
     path, html = args.out / "crosscheck.json", args.out / "crosscheck.html"
@@ -439,6 +464,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         shard=args.shard,
         distinct_bugs=args.distinct_bugs,
+        shapes=shapes_option(args.shapes, args.max_macs),
     )
     from hypothesis.reporting import with_reporter
 

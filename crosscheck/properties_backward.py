@@ -35,10 +35,13 @@ NO_TRANSPOSED = "the backend declares no transposed convolution (Capabilities.tr
 
 
 @st.composite
-def backward_problems(draw: st.DrawFn, caps: Capabilities, forward: Capabilities | None = None) -> ConvProblem:
+def backward_problems(
+    draw: st.DrawFn, caps: Capabilities, forward: Capabilities | None = None, transposed: bool = False
+) -> ConvProblem:
     """A forward problem inside `caps` (and inside `forward` too, if given) whose backward pass can be
-    checked: exact values only where the gradients' partial sums stay exact as well."""
-    spec = draw(conv_specs(caps, max_macs=BACKWARD_MAX_MACS))
+    checked: exact values only where the gradients' partial sums stay exact as well. `transposed`: realistic draws
+    take the networks' transposed-convolution layers (crosscheck.realistic)."""
+    spec = draw(conv_specs(caps, max_macs=BACKWARD_MAX_MACS, transposed=transposed))
     if forward is not None:
         assume(forward.refuses(spec) is None)
     exact_ok = cotangent_limit(spec) is not None
@@ -77,7 +80,7 @@ class BackwardProperty(Property):
     def strategy(self, backend: Backend) -> st.SearchStrategy[ConvProblem]:
         sub = self.space(backend)
         assert sub is not None, "strategy() is only asked for when applies() is None"
-        return backward_problems(sub)
+        return backward_problems(sub, transposed=self.attribute == "transposed")
 
     def _u_acc(self, backend: Backend, problem: ConvProblem) -> float:
         sub = self.space(backend)
@@ -181,7 +184,7 @@ class AdjointIdentity(_Transposed):
     def strategy(self, backend: Backend) -> st.SearchStrategy[ConvProblem]:
         sub = self.space(backend)
         assert sub is not None
-        return backward_problems(sub, forward=backend.capabilities())
+        return backward_problems(sub, forward=backend.capabilities(), transposed=True)
 
     def check(self, backend: Backend, problem: ConvProblem) -> Observation:
         caps = backend.capabilities()

@@ -60,6 +60,12 @@ SCHEMA: dict[str, Any] = {
                 # the digest of the plan the shards split (crosscheck.sharding).
                 "shard": {"type": "string", "pattern": "^[1-9][0-9]*/[1-9][0-9]*$"},
                 "shard_plan": {"type": "string"},
+                # Optional (records before crosscheck.realistic lack it): where problems came from.
+                "shapes": {
+                    "type": "object",
+                    "required": ["profile", "max_macs"],
+                    "properties": {"profile": {"enum": ["default", "realistic"]}, "max_macs": {"type": "integer"}},
+                },
                 "verify": {
                     "type": "object",
                     "required": ["target"],

@@ -11,7 +11,7 @@ from typing import Any
 import hypothesis
 from hypothesis import HealthCheck, given
 
-from crosscheck import signals
+from crosscheck import realistic, signals
 from crosscheck.backends.base import NOTHING_EXPOSED, Backend, Capabilities
 from crosscheck.coverage import Guide, guiding
 from crosscheck.diagnosis import diagnose
@@ -93,13 +93,16 @@ def triage(kind: str) -> str:
 
 def failure_record(exc: PropertyFailure, backend: Backend, note: str = "") -> dict[str, Any]:
     head = environment_line(backend.framework, backend.version(), backend.dispatch())
+    layer = realistic.origin(exc.problem.spec)
+    shape = f"\n(a realistic shape, scaled from {layer})" if layer else ""
     return {
-        "message": exc.detail + (f"\n({note})" if note else ""),
+        "message": exc.detail + (f"\n({note})" if note else "") + shape,
         "problem": exc.problem.to_dict(),
         "reproducer": head + "\n" + (backend.reproducer(exc.prop, exc.problem) or exc.reproducer),
         "native_snippet": backend.native_snippet(exc.problem),
         "kind": exc.kind,
         "triage": triage(exc.kind),
+        **({"layer": layer} if layer else {}),
     }
 
 

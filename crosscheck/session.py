@@ -23,6 +23,7 @@ from crosscheck.isolation import DEFAULT_TIMEOUT_S, MIN_LOAD_TIMEOUT_S, Isolated
 from crosscheck.pairwise import run_pairwise
 from crosscheck.profiles import DISTINCT_BUGS
 from crosscheck.properties import PROPERTIES
+from crosscheck.realistic import Shapes, shaping
 from crosscheck.record import SCHEMA_VERSION, summarize
 from crosscheck.runner import DEATHS, Progress, PropertyResult, run_property
 from crosscheck.sharding import PAIRWISE, Shard, Unit, plan
@@ -46,6 +47,8 @@ class RunOptions:
     isa: str = NATIVE  # the ISA level the frameworks are capped to (crosscheck.hardware.LEVELS), in workers
     # A failing property goes on searching for other bugs, up to this many distinct ones (crosscheck.runner).
     distinct_bugs: int = DISTINCT_BUGS
+    # Where problems come from (crosscheck.realistic): by default one in 16 is a real network's layer.
+    shapes: Shapes = field(default_factory=Shapes)
 
 
 def load_backend(
@@ -295,16 +298,17 @@ def run_backends(
                     skipped = ("unsupported", why) if why else ("skipped", f"not run: {died}")
                     results.append(PropertyResult(backend.name, name, *skipped))
                     continue
-                r = run_property(
-                    backend,
-                    PROPERTIES[name],
-                    profile=options.profile,
-                    max_examples=options.max_examples,
-                    seed=options.seed,
-                    progress=progress,
-                    distinct_bugs=1 if options.fail_fast else options.distinct_bugs,
-                    guide=guide,
-                )
+                with shaping(options.shapes):
+                    r = run_property(
+                        backend,
+                        PROPERTIES[name],
+                        profile=options.profile,
+                        max_examples=options.max_examples,
+                        seed=options.seed,
+                        progress=progress,
+                        distinct_bugs=1 if options.fail_fast else options.distinct_bugs,
+                        guide=guide,
+                    )
                 results.append(r)
                 death = next((f["kind"] for f in r.failures if f.get("kind") in DEATHS), None)
                 if death:
@@ -320,7 +324,7 @@ def run_backends(
         alive = [b for b in backends if not (isinstance(b, IsolatedBackend) and b.died)]
         mine = units is None or PAIRWISE in units
         if options.pairwise and mine and len(alive) >= 2 and not interrupted:
-            with _no_restarts(alive):
+            with _no_restarts(alive), shaping(options.shapes):
                 pw = run_pairwise(
                     alive,
                     profile=options.profile,
@@ -353,6 +357,7 @@ def run_backends(
             "properties": {n: {"title": PROPERTIES[n].title, "description": PROPERTIES[n].description} for n in props},
             "isolation": {"enabled": options.isolation, "timeout_s": options.timeout},
             "isa": options.isa,
+            "shapes": options.shapes.to_dict(),
             **_shard_fields(options, props),
             **options.extra,
         },

@@ -16,7 +16,7 @@ import numpy as np
 from hypothesis import assume
 from hypothesis import strategies as st
 
-from crosscheck import coverage
+from crosscheck import coverage, realistic
 from crosscheck.backends.base import Capabilities
 from crosscheck.padding import effective_kernel
 from crosscheck.problem import ConvProblem, ConvSpec
@@ -83,15 +83,25 @@ def conv_specs(
     dtypes: Sequence[str] | None = None,
     max_macs: int = DEFAULT_MAX_MACS,
     min_taps: int = 1,
+    transposed: bool = False,
 ) -> ConvSpec:
     """A valid ConvSpec inside `caps` (all of crosscheck's space if None).
 
-    `min_taps` > 1 forces a kernel with at least that many taps (needed to tell flips apart).
+    `min_taps` > 1 forces a kernel with at least that many taps (needed to tell flips apart). In a run, some draws
+    (all under `--shapes realistic`) are real networks' layers (crosscheck.realistic); `transposed` prefers the
+    layers that networks run as transposed convolutions.
     """
     caps = caps or Capabilities()
     allowed = [d for d in (dtypes or caps.dtypes) if d in caps.dtypes]
     if not allowed:
         raise ValueError("conv_specs: no dtype is both requested and supported")
+    shapes, chooser = realistic.current(), _DrawChooser(draw)
+    if shapes is not None and realistic.wanted(chooser, shapes):
+        budget = realistic.budget(shapes, max_macs)
+        real = realistic.draw_spec(chooser, caps, tuple(allowed), budget, min_taps=min_taps, transposed=transposed)
+        if real is not None:  # None: no layer fits this backend's space at this budget; drawn freely then
+            assume(caps.refuses(real) is None)
+            return real
     guide = coverage.current()
     # Under a coverage guide (crosscheck.coverage), seven draws in eight take a row of its plan; 0 (where shrinking
     # goes) is the free draw below, so a failure shrinks to a plain problem.

@@ -25,6 +25,7 @@ import numpy as np
 
 from crosscheck.backends.base import Backend, Capabilities
 from crosscheck.dtypes import COMPLEX_DTYPES, INT_DTYPES
+from crosscheck.padding import effective_kernel
 from crosscheck.problem import ConvProblem
 
 Correlate = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -148,33 +149,52 @@ class ScipyNdimage(_Scipy):
     name = "scipy.ndimage"
     framework = "scipy"
     module = "scipy.ndimage"
-    description = "scipy.ndimage.correlate(mode='constant', cval=0) cropped to the valid region"
+    description = (
+        "scipy.ndimage.correlate(mode='constant', cval=0, origin=the padding's split), one call a channel pair"
+    )
 
     def capabilities(self) -> Capabilities:
+        # Only what ndimage computes without waste: its output has its input's size, which is SAME's (and
+        # SAME_LOWER's) at stride 1. A stride would compute every stride-1 position to keep one in s^rank; VALID, or
+        # explicit pads totalling less than eff - 1, every position of the zero-extended input to keep fewer.
+        # Dilation costs nothing: ndimage leaves zero weights out of its footprint (NI_Correlate), so the inserted
+        # zeros are never multiplied.
         return Capabilities(
             dtypes=("float64", "float32", *INT_DTYPES, *COMPLEX_DTYPES),
+            padding=("SAME", "SAME_LOWER"),
+            max_stride=1,
             unsupported=(
                 ("dtype float16", "scipy.ndimage raises 'array type not supported' for float16"),
                 ("dtype bfloat16", "scipy.ndimage raises 'array type not supported' for bfloat16"),
+                ("stride > 1", "scipy.ndimage has no stride: it would compute every stride-1 position and drop most"),
+                (
+                    "padding VALID and explicit",
+                    "scipy.ndimage's output has its input's size: pads totalling less than the window would compute "
+                    "positions the convolution drops (SAME and SAME_LOWER are the sizes it computes)",
+                ),
             ),
         )
 
     def run(self, problem: ConvProblem) -> np.ndarray:
         from scipy import ndimage
 
-        def per_channel(x: np.ndarray, w: np.ndarray) -> np.ndarray:
-            # ndimage has no 'valid' mode: it computes every position of the zero-extended input, so a filter
-            # spanning the channel axis would cost C_in/G times the work; one call per input channel over the
-            # whole batch instead, summed in the problem's dtype (the K-term bound covers any order).
-            acc = None
-            for c in range(x.shape[1]):
-                # conj(w): for complex weights ndimage.correlate conjugates them, as scipy.signal does.
-                kernel = np.conj(w[c])[None]
-                full = ndimage.correlate(x[:, c], kernel, mode="constant", cval=0)
-                # ndimage centres the kernel at k // 2; the valid window starting at m sits at m + k // 2.
-                index = tuple(slice(k // 2, k // 2 + n - k + 1) for n, k in zip(full.shape, kernel.shape))
-                acc = full[index] if acc is None else acc + full[index]
-            assert acc is not None
-            return np.asarray(acc)
-
-        return channel_sum(problem, per_channel)
+        spec = problem.spec
+        # The output position i sums w[j]·x[i + j - lo]; ndimage centres the window at eff // 2 and shifts it by
+        # -origin, so origin = lo - eff // 2 places it (always within ndimage's allowed origins, as lo < eff).
+        origin = (
+            0,
+            *(lo - effective_kernel(k, d) // 2 for (lo, _), k, d in zip(spec.pads, spec.kernel, spec.dilation)),
+        )
+        cg, og = spec.in_channels // spec.groups, spec.out_channels // spec.groups
+        y = np.zeros(spec.y_shape, dtype=problem.x.dtype)
+        for o in range(spec.out_channels):
+            g = o // og
+            # conj(w): for complex weights ndimage.correlate conjugates them, as scipy.signal does.
+            w = _dilate(np.conj(problem.w[o]), (1, *spec.dilation))
+            for c in range(cg):
+                # One call per channel pair over the whole batch, summed in the problem's dtype (the K-term bound
+                # covers any order); a filter spanning the channel axis would compute C_in/G channel positions.
+                y[:, o] += ndimage.correlate(
+                    problem.x[:, g * cg + c], w[c][None], mode="constant", cval=0, origin=origin
+                )
+        return y
