@@ -41,8 +41,8 @@ from contextvars import ContextVar
 from typing import Any, Protocol
 
 from crosscheck.backends.base import Capabilities
-from crosscheck.padding import effective_kernel
-from crosscheck.problem import ConvSpec
+from crosscheck.core.padding import effective_kernel
+from crosscheck.core.problem import ConvSpec
 
 Item = tuple[str, str]  # (feature, value)
 Combo = tuple[Item, ...]  # a pair or a triple, its items in FEATURES order

@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 
 from crosscheck import coverage
 from crosscheck.backends.base import Capabilities
-from crosscheck.padding import effective_kernel
-from crosscheck.problem import ConvProblem, ConvSpec
-from crosscheck.values import VALUE_KINDS, exact_value_limit, make_problem
+from crosscheck.core.padding import effective_kernel
+from crosscheck.core.problem import ConvProblem, ConvSpec
+from crosscheck.core.values import VALUE_KINDS, exact_value_limit, make_problem
 
 DEFAULT_MAX_MACS = 40_000
 

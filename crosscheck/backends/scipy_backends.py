@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 
 from crosscheck.backends.base import Backend, Capabilities
-from crosscheck.dtypes import COMPLEX_DTYPES, INT_DTYPES
-from crosscheck.problem import ConvProblem
+from crosscheck.core.dtypes import COMPLEX_DTYPES, INT_DTYPES
+from crosscheck.core.problem import ConvProblem
 
 Correlate = Callable[[np.ndarray, np.ndarray], np.ndarray]
 PerOutput = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -67,7 +67,7 @@ class _Scipy(Backend):
     framework = "scipy"
 
     def dispatch(self) -> dict[str, Any]:
-        from crosscheck.hardware import native_dispatch
+        from crosscheck.core.hardware import native_dispatch
 
         return native_dispatch("SciPy's correlate, ndimage and pocketfft loops are compiled C with no ISA switch")
 

@@ -36,10 +36,10 @@ import numpy as np
 
 from crosscheck.backends import tensorflow_backward
 from crosscheck.backends.base import Backend, BackendUnavailable, Capabilities, PrecisionMode
-from crosscheck.dtypes import BF16_UNIT_ROUNDOFF, TF32_UNIT_ROUNDOFF, dtype_info
-from crosscheck.layouts import channels_last, from_channels_last
-from crosscheck.problem import ConvProblem, ConvSpec
-from crosscheck.reproducer import standalone_problem_code
+from crosscheck.core.dtypes import BF16_UNIT_ROUNDOFF, TF32_UNIT_ROUNDOFF, dtype_info
+from crosscheck.core.layouts import channels_last, from_channels_last
+from crosscheck.core.problem import ConvProblem, ConvSpec
+from crosscheck.core.reproducer import standalone_problem_code
 
 DATA_FORMATS = {
     "channels_last": {1: "NWC", 2: "NHWC", 3: "NDHWC"},
@@ -238,7 +238,7 @@ _BANNER = ("All log messages before absl::InitializeLog() is called", "oneDNN cu
 @contextlib.contextmanager
 def _without_banner() -> Iterator[None]:
     """Pass on what is written to file descriptor 2 inside, without the banner lines."""
-    from crosscheck.hardware import held_output
+    from crosscheck.core.hardware import held_output
 
     held: list[str] = []
     try:
@@ -404,7 +404,7 @@ class TensorflowBackend(Backend):
         return tensorflow_backward.conv_transpose(self, problem, g)
 
     def dispatch(self) -> dict[str, Any]:
-        from crosscheck.hardware import native_dispatch, tensorflow_dispatch
+        from crosscheck.core.hardware import native_dispatch, tensorflow_dispatch
 
         if self.device == "cuda":
             return native_dispatch("a CUDA device: the CPU's ISA does not choose its kernels")

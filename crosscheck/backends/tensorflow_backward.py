@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from crosscheck.dtypes import FLOAT_DTYPES, dtype_info
-from crosscheck.layouts import channels_last, from_channels_last
-from crosscheck.padding import effective_kernel
-from crosscheck.problem import ConvProblem, ConvSpec
+from crosscheck.core.dtypes import FLOAT_DTYPES, dtype_info
+from crosscheck.core.layouts import channels_last, from_channels_last
+from crosscheck.core.padding import effective_kernel
+from crosscheck.core.problem import ConvProblem, ConvSpec
 
 if TYPE_CHECKING:
     from crosscheck.backends.tensorflow_backend import TensorflowBackend
@@ -225,7 +225,7 @@ def spaces(backend: TensorflowBackend, forward_dtypes: tuple[str, ...], layouts:
     floats = tuple(d for d in forward_dtypes if d in FLOAT_DTYPES)
     ints = [d for d in forward_dtypes if not dtype_info(d).is_float and not dtype_info(d).is_complex]
     # Half-type sums kept in the half type are known findings judged inside their regions
-    # (crosscheck.finding_regions), not refusals: only what TensorFlow raises is left out.
+    # (crosscheck.core.finding_regions), not refusals: only what TensorFlow raises is left out.
     gradients = Capabilities(
         dtypes=floats,
         padding=("explicit", "VALID", "SAME"),

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from crosscheck.backward import input_gradient_terms, weight_gradient_terms
-from crosscheck.bounds import F64_U, gamma
-from crosscheck.dtypes import dtype_info
-from crosscheck.problem import ConvProblem, ConvSpec
+from crosscheck.core.adjoint import input_gradient_terms, weight_gradient_terms
+from crosscheck.core.bounds import F64_U, gamma
+from crosscheck.core.dtypes import dtype_info
+from crosscheck.core.problem import ConvProblem, ConvSpec
 from crosscheck.reference.elementwise import two_product, two_sum
 from crosscheck.reference.geometry import grouped_input, grouped_weight, kernel_offsets, ungroup, window
 from crosscheck.reference.result import ReferenceResult

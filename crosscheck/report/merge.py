@@ -22,8 +22,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import PurePath
 from typing import Any
 
-from crosscheck.errors import CrosscheckError
-from crosscheck.record import SCHEMA_VERSION, summarize
+from crosscheck.core.errors import CrosscheckError
+from crosscheck.run.record import SCHEMA_VERSION, summarize
 
 # Worst first: a failure in any shard makes the merged result fail.
 STATUS_ORDER = ("failed", "error", "interrupted", "passed", "expected_failure", "skipped", "unsupported")

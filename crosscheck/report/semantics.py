@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from crosscheck.padding import resolve_padding
+from crosscheck.core.padding import resolve_padding
 
 
 @dataclass(frozen=True)
