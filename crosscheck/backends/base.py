@@ -181,7 +181,7 @@ class Backend(abc.ABC):
     # is then counted as unsupported rather than failed (user functions; built-in adapters declare
     # their capabilities instead, so for them NotImplementedError stays a failure).
     may_decline: bool = False
-    # Where `implementations` reads which implementation a call ran, or why nothing tells (crosscheck.coverage).
+    # Where `implementations` reads which implementation a call ran, or why nothing tells (strategies.coverage).
     implementation_source: str = NOTHING_EXPOSED
 
     def __init__(self, device: str = "cpu") -> None:

@@ -350,7 +350,7 @@ class TorchBackend(Backend):
             torch.cuda.synchronize()  # surface asynchronous kernel errors here, not in a later call
         return to_numpy(y, spec.dtype)
 
-    # ---- which implementation ran (crosscheck.coverage) ------------------------------------------
+    # ---- which implementation ran (crosscheck.strategies.coverage) ------------------------------------------
 
     implementation_source = (
         "torch._C._select_conv_backend (torch's own choice: Slow2d, SlowDilated3d, Mkldnn, ...) and, for Mkldnn, "

@@ -320,7 +320,7 @@ def summary_table(record: dict[str, Any], colour: bool = False) -> str:
 
 def coverage_lines(record: dict[str, Any]) -> list[str]:
     """Per backend, the share of the feature pairs and triples it can build that the run ran, and the implementations
-    its calls reached where the framework tells (crosscheck.coverage)."""
+    its calls reached where the framework tells (crosscheck.strategies.coverage)."""
     cov = record.get("coverage") or {}
     if not cov:
         return []

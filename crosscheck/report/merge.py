@@ -170,7 +170,7 @@ def _merge_backends(shards: list[tuple[str, dict[str, Any]]]) -> list[dict[str, 
 
 
 def _merge_coverage(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Each backend's feature-combination coverage (crosscheck.coverage). A backend whose properties several shards
+    """Each backend's feature-combination coverage (strategies.coverage). A backend whose properties several shards
     split keeps the shard with the most examples, marked partial: the records hold counts, not the combinations."""
     out: dict[str, Any] = {}
     for r in records:

@@ -167,7 +167,7 @@ SCHEMA: dict[str, Any] = {
                 },
             },
         },
-        # Optional (records before crosscheck.coverage lack it): backend -> its feature-combination coverage.
+        # Optional (records before crosscheck.strategies.coverage lack it): backend -> its feature-combination coverage.
         "coverage": {
             "type": "object",
             "additionalProperties": {

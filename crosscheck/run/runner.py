@@ -16,13 +16,13 @@ from crosscheck.backends.isolated import WorkerDied
 from crosscheck.core.hardware import environment_line
 from crosscheck.core.problem import ConvProblem
 from crosscheck.core.values import VALUE_KINDS
-from crosscheck.coverage import Guide, guiding
 from crosscheck.properties.base import Property, PropertyFailure, Unsupported, features
 from crosscheck.run import signals
 from crosscheck.run.diagnosis import diagnose
 from crosscheck.run.findings import explains, failing, region_entry, regions_holding, replay
 from crosscheck.run.profiles import prepare, profile_settings
 from crosscheck.run.stats import Tally
+from crosscheck.strategies.coverage import Guide, guiding
 
 Progress = Callable[[str, str, int, int], None]  # backend, property, examples so far, failures
 
@@ -197,7 +197,7 @@ def run_property(
     budget, treats failures of the bugs already reported as covered and reports (shrunk) the first failure of
     another, up to `distinct_bugs` in all. Crashes, hangs and flaky failures end the search (every further
     example would restart a worker or wait out its timeout).
-    `guide` (the backend's feature-combination coverage, crosscheck.coverage) steers the draws and observes what ran.
+    `guide` (the backend's feature-combination coverage, strategies.coverage) steers the draws and observes what ran.
     """
     reason = prop.applies(backend)
     if reason:

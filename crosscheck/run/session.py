@@ -18,7 +18,6 @@ from crosscheck.backends.isolated import DEFAULT_TIMEOUT_S, MIN_LOAD_TIMEOUT_S, 
 from crosscheck.backends.registry import backend_names, expand, get_backend, instantiate, resolve
 from crosscheck.core.errors import CrosscheckError
 from crosscheck.core.hardware import NATIVE, expected_class, level_env
-from crosscheck.coverage import Guide
 from crosscheck.properties.base import PROPERTIES
 from crosscheck.run.environment import fingerprint
 from crosscheck.run.pairwise import run_pairwise
@@ -26,6 +25,7 @@ from crosscheck.run.profiles import DISTINCT_BUGS
 from crosscheck.run.record import SCHEMA_VERSION, summarize
 from crosscheck.run.runner import DEATHS, Progress, PropertyResult, run_property
 from crosscheck.run.sharding import PAIRWISE, Shard, Unit, plan
+from crosscheck.strategies.coverage import Guide
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Feature-combination coverage (crosscheck.coverage): problems built for a row carry the row's features, a run
+"""Feature-combination coverage (strategies.coverage): problems built for a row carry the row's features, a run
 covers every buildable pair, and the guided search catches wrong results planted where free draws rarely go."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import pytest
 from crosscheck.backends.base import Capabilities
 from crosscheck.backends.numpy_backend import NumpyBackend
 from crosscheck.core.problem import ConvProblem, ConvSpec
-from crosscheck.coverage import FEATURES, Guide, RandomChooser, build, classify, domain
 from crosscheck.properties.base import PROPERTIES
 from crosscheck.run.session import RunOptions, run_backends
+from crosscheck.strategies.coverage import FEATURES, Guide, RandomChooser, build, classify, domain
 
 
 def test_classify_reads_the_size_relations_in_the_width_dimension() -> None:

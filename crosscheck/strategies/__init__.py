@@ -16,11 +16,11 @@ import numpy as np
 from hypothesis import assume
 from hypothesis import strategies as st
 
-from crosscheck import coverage
 from crosscheck.backends.base import Capabilities
 from crosscheck.core.padding import effective_kernel
 from crosscheck.core.problem import ConvProblem, ConvSpec
 from crosscheck.core.values import VALUE_KINDS, exact_value_limit, make_problem
+from crosscheck.strategies import coverage
 
 DEFAULT_MAX_MACS = 40_000
 
@@ -93,7 +93,7 @@ def conv_specs(
     if not allowed:
         raise ValueError("conv_specs: no dtype is both requested and supported")
     guide = coverage.current()
-    # Under a coverage guide (crosscheck.coverage), seven draws in eight take a row of its plan; 0 (where shrinking
+    # Under a coverage guide (strategies.coverage), seven draws in eight take a row of its plan; 0 (where shrinking
     # goes) is the free draw below, so a failure shrinks to a plain problem.
     if guide is not None:
         rows = guide.plan(caps, tuple(allowed))
