@@ -256,7 +256,7 @@ def check(
     fn: ConvFunction, problem: ConvProblem, prop: str = "matches_reference", accuracy: str = "elementwise"
 ) -> None:
     """Run one property of `fn` on one problem, in this process; raises PropertyFailure if it fails."""
-    from crosscheck.properties.base import PROPERTIES, PropertyFailure
+    from crosscheck.properties import PROPERTIES, PropertyFailure
 
     backend = DtypeView(FunctionBackend(fn, dtypes=(problem.spec.dtype,)), problem.spec.dtype, accuracy)
     try:
@@ -347,7 +347,7 @@ def outcome(record: dict[str, Any]) -> tuple[str, int]:
 def forward_properties() -> list[str]:
     """The properties that apply to a plain forward function: every one that a function backend does not rule out,
     but precision_modes (with no reduced-precision modes of its own, a function's is matches_reference again)."""
-    from crosscheck.properties.base import PROPERTIES
+    from crosscheck.properties import PROPERTIES
 
     probe = FunctionBackend(lambda x, w, **kw: x, dtypes=VERIFY_DTYPES)
     return [n for n, p in PROPERTIES.items() if p.applies(probe) is None and n != "precision_modes"]

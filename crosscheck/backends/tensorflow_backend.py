@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import re
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -36,6 +35,7 @@ import numpy as np
 
 from crosscheck.backends import tensorflow_backward
 from crosscheck.backends.base import Backend, BackendUnavailable, Capabilities, PrecisionMode
+from crosscheck.backends.tensorflow_backward import tf_message
 from crosscheck.core.dtypes import BF16_UNIT_ROUNDOFF, TF32_UNIT_ROUNDOFF, dtype_info
 from crosscheck.core.layouts import channels_last, from_channels_last
 from crosscheck.core.problem import ConvProblem, ConvSpec
@@ -97,13 +97,6 @@ def bf16_depth_padded_conv3d(spec: ConvSpec) -> str | None:
 DEPTHWISE_STRIDE_WITH_DILATION = (
     "UserWarning: When dilation rate is greater than 1, then all values of strides must be 1."
 )
-
-
-def tf_message(exc: BaseException) -> str:
-    """TensorFlow's error as quoted in reasons: type and first line, without the eager op's frame."""
-    text = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", str(exc).splitlines()[0] if str(exc) else "")
-    text = re.sub(r"\s*\[Op:\w+\].*$", "", text)
-    return f"{type(exc).__name__}: {text}"
 
 
 def _attempt(tf: Any, call: Callable[[], Any]) -> str | None:

@@ -67,7 +67,7 @@ def reproducer(backend: str, prop: str, problem: ConvProblem) -> str:
         [
             problem_code(problem),
             "from crosscheck.backends import get_backend",
-            "from crosscheck.properties.base import PROPERTIES",
+            "from crosscheck.properties import PROPERTIES",
             f"PROPERTIES[{prop!r}].check(get_backend({backend!r}), problem)  # raises PropertyFailure",
         ]
     )

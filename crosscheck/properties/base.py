@@ -294,16 +294,4 @@ class NamedPadding(Property):
         return ""
 
 
-PROPERTIES: dict[str, Property] = {p.name: p for p in (MatchesReference(), IsCrossCorrelation(), NamedPadding())}
-
-from crosscheck.properties.backward import BACKWARD  # noqa: E402
-
-PROPERTIES.update(BACKWARD)
-
-# Registers its properties in PROPERTIES itself, so that importing it first works too.
-# Registers its properties in PROPERTIES itself, so that importing it first works too.
-import crosscheck.properties.complex  # noqa: E402
-import crosscheck.properties.metamorphic  # noqa: E402
-
-# Registers its properties in PROPERTIES itself, so that importing it first works too.
-import crosscheck.properties.precision  # noqa: E402,F401
+FORWARD: dict[str, Property] = {p.name: p for p in (MatchesReference(), IsCrossCorrelation(), NamedPadding())}

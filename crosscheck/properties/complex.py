@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from crosscheck.backends.base import Backend
 from crosscheck.core.dtypes import COMPLEX_DTYPES
 from crosscheck.core.problem import ConvProblem
-from crosscheck.properties.base import PROPERTIES, Observation, Property, PropertyFailure, run_backend
+from crosscheck.properties.base import Observation, Property, PropertyFailure, run_backend
 from crosscheck.reference import reference
 from crosscheck.strategies import conv_problems
 
@@ -75,4 +75,3 @@ class NoConjugation(Property):
 
 
 COMPLEX: dict[str, Property] = {p.name: p for p in (NoConjugation(),)}
-PROPERTIES.update(COMPLEX)

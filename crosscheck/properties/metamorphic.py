@@ -22,7 +22,7 @@ from crosscheck.core.dtypes import dtype_info
 from crosscheck.core.padding import effective_kernel
 from crosscheck.core.problem import ConvProblem, ConvSpec
 from crosscheck.core.values import VALUE_KINDS, exact_value_limit, make_problem
-from crosscheck.properties.base import PROPERTIES, Observation, Property, PropertyFailure, features, run_backend
+from crosscheck.properties.base import Observation, Property, PropertyFailure, features, run_backend
 from crosscheck.reference.elementwise import magnitude
 from crosscheck.reference.geometry import work_dtype
 from crosscheck.strategies import conv_specs
@@ -409,4 +409,3 @@ METAMORPHIC: dict[str, Property] = {
         ShiftEquivariance(),
     )
 }
-PROPERTIES.update(METAMORPHIC)

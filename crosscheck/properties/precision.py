@@ -21,7 +21,7 @@ from crosscheck.backends.isolated import WorkerDied
 from crosscheck.checks.forward import Verdict, compare
 from crosscheck.core.dtypes import dtype_info
 from crosscheck.core.problem import ConvProblem
-from crosscheck.properties.base import PROPERTIES, Observation, Property, PropertyFailure, run_backend
+from crosscheck.properties.base import Observation, Property, PropertyFailure, run_backend
 from crosscheck.reference import reference
 from crosscheck.strategies import conv_problems
 
@@ -141,4 +141,3 @@ def _model(mode: PrecisionMode) -> str:
 
 
 PRECISION: dict[str, Property] = {p.name: p for p in (PrecisionModes(),)}
-PROPERTIES.update(PRECISION)

@@ -102,7 +102,7 @@ def _coverage(record: dict[str, Any]) -> tuple[list[str], list[tuple[str, list[i
 def build_context(record: dict[str, Any]) -> dict[str, Any]:
     from markupsafe import Markup
 
-    from crosscheck.cli.explain import seed_example
+    from crosscheck.report.seed import seed_example
 
     view = record if record.get("shards") else merge_records([record], ["crosscheck.json"])
     order = [b["name"] for b in view["backends"]]

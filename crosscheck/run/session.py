@@ -18,7 +18,7 @@ from crosscheck.backends.isolated import DEFAULT_TIMEOUT_S, MIN_LOAD_TIMEOUT_S, 
 from crosscheck.backends.registry import backend_names, expand, get_backend, instantiate, resolve
 from crosscheck.core.errors import CrosscheckError
 from crosscheck.core.hardware import NATIVE, expected_class, level_env
-from crosscheck.properties.base import PROPERTIES
+from crosscheck.properties import PROPERTIES
 from crosscheck.run.environment import fingerprint
 from crosscheck.run.pairwise import run_pairwise
 from crosscheck.run.profiles import DISTINCT_BUGS

@@ -12,7 +12,7 @@ import pytest
 
 from crosscheck.backends import BackendUnavailable, backend_names, get_backend
 from crosscheck.backends.base import Backend
-from crosscheck.properties.base import PROPERTIES
+from crosscheck.properties import PROPERTIES
 from crosscheck.run.profiles import default_profile
 from crosscheck.run.runner import run_property
 

@@ -16,7 +16,7 @@ from crosscheck.backends.isolated import IsolatedBackend
 from crosscheck.core.finding_regions import FORWARD, REGIONS, Region
 from crosscheck.core.hardware import ISA_CLASSES
 from crosscheck.core.problem import ConvSpec
-from crosscheck.properties.base import PROPERTIES
+from crosscheck.properties import PROPERTIES
 from crosscheck.run import findings
 from crosscheck.run.record import FINDING_OUTCOMES
 from crosscheck.run.runner import run_property

@@ -30,8 +30,8 @@ from crosscheck.backends.tensorflow_backend import (  # noqa: E402
     NO_SAME_LOWER,
     TensorflowBackend,
     installed_distribution,
-    tf_message,
 )
+from crosscheck.backends.tensorflow_backward import tf_message  # noqa: E402
 from crosscheck.core.dtypes import dtype_info  # noqa: E402
 from crosscheck.core.padding import resolve_padding  # noqa: E402
 from crosscheck.run.findings import regions_holding, replay  # noqa: E402
@@ -677,7 +677,7 @@ def test_float16_backward_sums_are_probed_and_the_finding_follows_the_probe(
     (and the caps) select: probe it, and the replayed finding must say the same."""
     from crosscheck.backends.accumulation import narrow_sum_errors
     from crosscheck.backends.tensorflow_backward import conv_transpose, vjp
-    from crosscheck.properties.base import PROPERTIES
+    from crosscheck.properties import PROPERTIES
 
     if result == "convᵀ":
         wrong = narrow_sum_errors("float16", "channels_last", conv_transpose=lambda p, g: conv_transpose(backend, p, g))

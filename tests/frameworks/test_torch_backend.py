@@ -334,7 +334,7 @@ def test_half_backward_sums_are_probed_and_the_finding_follows_the_probe(
     bfloat16 ones in bfloat16 where oneDNN has no bfloat16 kernels (AVX2): probe it here, under the caps in
     effect, and the replayed finding must say the same."""
     from crosscheck.backends.torch_backend import backward_sums
-    from crosscheck.properties.base import PROPERTIES
+    from crosscheck.properties import PROPERTIES
     from crosscheck.run.findings import replay
 
     finding = f"torch-{dtype}-{result}-sums-in-{dtype}"
@@ -350,7 +350,7 @@ def test_half_backward_sums_are_probed_and_the_finding_follows_the_probe(
 
 def test_the_amx_crash_finding_is_left_out_only_where_torch_dispatches_to_amx(backend: TorchBackend) -> None:
     from crosscheck.core.hardware import isa_rank
-    from crosscheck.properties.base import PROPERTIES
+    from crosscheck.properties import PROPERTIES
     from crosscheck.run.findings import known_findings, replay
 
     finding = "torch-amx-bfloat16-grouped-dilated-conv-transpose3d-segfault"

@@ -10,7 +10,7 @@ from crosscheck.backends.base import Backend, Capabilities
 from crosscheck.backends.function_backend import FunctionBackend
 from crosscheck.core.padding import resolve_padding
 from crosscheck.core.problem import ConvProblem
-from crosscheck.properties.base import PROPERTIES
+from crosscheck.properties import PROPERTIES
 from crosscheck.run.runner import run_property
 
 DTYPES = ("float64", "float32", "float16", "bfloat16")

@@ -13,8 +13,8 @@ from crosscheck.backends.base import Backend, Capabilities
 from crosscheck.core.adjoint import output_padding
 from crosscheck.core.dtypes import FLOAT_DTYPES
 from crosscheck.core.problem import ConvProblem, ConvSpec
+from crosscheck.properties import PROPERTIES
 from crosscheck.properties.backward import BACKWARD, backward_problems
-from crosscheck.properties.base import PROPERTIES
 from crosscheck.run.runner import run_property
 
 BACKWARD_NAMES = sorted(BACKWARD)

@@ -12,7 +12,7 @@ from crosscheck.backends.base import Backend, Capabilities, PrecisionMode
 from crosscheck.backends.function_backend import FunctionBackend
 from crosscheck.core.dtypes import COMPLEX_DTYPES, FLOAT_DTYPES
 from crosscheck.core.problem import ConvProblem
-from crosscheck.properties.base import PROPERTIES
+from crosscheck.properties import PROPERTIES
 from crosscheck.properties.metamorphic import METAMORPHIC
 from crosscheck.run.runner import run_property
 

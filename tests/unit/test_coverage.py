@@ -11,7 +11,7 @@ import pytest
 from crosscheck.backends.base import Capabilities
 from crosscheck.backends.numpy_backend import NumpyBackend
 from crosscheck.core.problem import ConvProblem, ConvSpec
-from crosscheck.properties.base import PROPERTIES
+from crosscheck.properties import PROPERTIES
 from crosscheck.run.session import RunOptions, run_backends
 from crosscheck.strategies.coverage import FEATURES, Guide, RandomChooser, build, classify, domain
 

@@ -15,11 +15,11 @@ from crosscheck.cli.explain import (
     depth_output,
     explain,
     one_by_one_output,
-    seed_example,
 )
 from crosscheck.cli.main import main
 from crosscheck.core.problem import ConvProblem, ConvSpec
 from crosscheck.reference import reference
+from crosscheck.report.seed import seed_example
 
 
 def test_the_seed_numbers() -> None:

@@ -14,7 +14,7 @@ from hypothesis.database import InMemoryExampleDatabase
 from tests_support_broken import BrokenBackend
 
 from crosscheck.backends import get_backend
-from crosscheck.properties.base import PROPERTIES
+from crosscheck.properties import PROPERTIES
 from crosscheck.run.profiles import REPEATABLE, stable_seed
 from crosscheck.run.runner import run_property
 

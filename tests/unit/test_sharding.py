@@ -13,7 +13,7 @@ import pytest
 from crosscheck.backends.registry import backend_names
 from crosscheck.cli.main import main
 from crosscheck.core.errors import CrosscheckError
-from crosscheck.properties.base import PROPERTIES
+from crosscheck.properties import PROPERTIES
 from crosscheck.report.merge import incomplete_note, merge_records
 from crosscheck.report.render import render_html
 from crosscheck.run.record import load, validate

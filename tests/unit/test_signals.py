@@ -133,7 +133,7 @@ def test_a_stop_signal_whose_interrupt_was_swallowed_still_stops_the_search() ->
     """The first signal's one KeyboardInterrupt can land where Python prints and drops it (a gc callback — Hypothesis
     registers one — a __del__, a weakref callback); later signals are ignored, so each example asks again."""
     from crosscheck.backends.registry import get_backend
-    from crosscheck.properties.base import PROPERTIES
+    from crosscheck.properties import PROPERTIES
     from crosscheck.run import signals
     from crosscheck.run.runner import run_property
 
