@@ -1,7 +1,8 @@
 """Backward-pass results against their references, and the adjoint identity within its bound.
 
 A gradient or a transposed convolution is a sum of products like the forward convolution, so the
-bound is the forward one (DESIGN §3) with that result's own K per element and its own M:
+bound is the forward one (`crosscheck.core.bounds`, the one error model) with that result's own K per
+element and its own M:
 
     |r_backend − r_exact| ≤ u_out·|r_exact| + (1 + u_out)·γ_K(u_acc)·M + λ_out
 
@@ -17,11 +18,10 @@ import math
 import numpy as np
 
 from crosscheck.checks.forward import Verdict, bound_for
-from crosscheck.core.bounds import F64_U
+from crosscheck.core.bounds import F64_U, elementwise_bound, gamma_array
 from crosscheck.core.dtypes import dtype_info, ulp
 from crosscheck.core.problem import ConvProblem
 from crosscheck.reference.elementwise import two_product
-from crosscheck.reference.gradients import gamma_array
 from crosscheck.reference.result import ReferenceResult
 
 
@@ -30,11 +30,9 @@ def result_bound(dtype: str, ref: ReferenceResult, terms: np.ndarray, u_acc: flo
     if exact:
         return np.zeros(ref.value.shape)
     info = dtype_info(dtype)
-    u = info.unit_roundoff
-    b = u * np.abs(ref.approx) + (1 + u) * gamma_array(terms, u_acc) * ref.magnitude + info.smallest_normal
-    # Evaluated in float64: rounded up a few ulps so it is never below the exact bound; the reference
-    # itself is only known to within its own bound.
-    return np.asarray(b * (1 + 8 * F64_U) + ref.error_bound, dtype=np.float64)
+    b = elementwise_bound(ref.approx, ref.magnitude, terms, info.unit_roundoff, u_acc, info.smallest_normal)
+    # The reference itself is only known to within its own bound.
+    return np.asarray(b + ref.error_bound, dtype=np.float64)
 
 
 def compare_result(

@@ -63,6 +63,13 @@ def gamma(k: int, u: float) -> float:
     return math.inf if ku >= 1 else ku / (1 - ku)
 
 
+def gamma_array(terms: np.ndarray, u: float) -> np.ndarray:
+    """γ_K(u) for an array of term counts K, element by element (infinite where K·u ≥ 1)."""
+    ku = np.asarray(terms, dtype=np.float64) * u
+    with np.errstate(divide="ignore"):
+        return np.asarray(np.where(ku < 1, ku / (1 - ku), np.inf), dtype=np.float64)
+
+
 COMPLEX_METHODS = ("conventional", "3m")
 
 
@@ -93,7 +100,7 @@ def accumulation_factor(terms: int, u_acc: float, *, u_in: float = 0.0, complex_
 def elementwise_bound(
     y_exact: np.ndarray,
     magnitude: np.ndarray,
-    terms: int,
+    terms: int | np.ndarray,
     u_out: float,
     u_acc: float,
     smallest_normal_out: float,
@@ -101,8 +108,18 @@ def elementwise_bound(
     u_in: float = 0.0,
     complex_method: str | None = None,
 ) -> np.ndarray:
-    """The per-element bound above, evaluated in float64 and rounded up by a few ulps."""
-    g = accumulation_factor(terms, u_acc, u_in=u_in, complex_method=complex_method)
+    """The per-element bound above, evaluated in float64 and rounded up by a few ulps.
+
+    `terms` is one K for every element, or an array of each element's own K (a gradient's or a transposed
+    convolution's: real values, inputs not rounded).
+    """
+    g: float | np.ndarray
+    if isinstance(terms, np.ndarray):
+        if u_in or complex_method is not None:
+            raise ValueError("a per-element K is for real values with unrounded inputs")
+        g = gamma_array(terms, u_acc)
+    else:
+        g = accumulation_factor(terms, u_acc, u_in=u_in, complex_method=complex_method)
     tiny = 2 * smallest_normal_out if complex_method else smallest_normal_out
     b = u_out * np.abs(y_exact) + (1 + u_out) * g * magnitude + tiny
     # The bound's own float64 evaluation must not make it smaller than the exact bound.
