@@ -1,6 +1,6 @@
 """Probes of the precision a backend's backward sums are carried in (float16/bfloat16 inputs).
 
-The contract (DESIGN §3) is a float32 accumulator for narrow floats; a framework that keeps a sum in
+The contract (`crosscheck.core.bounds`) is a float32 accumulator for narrow floats; a framework that keeps a sum in
 the narrow type breaks the bound by a factor that grows with K, which is a finding, not noise. With
 p significand bits, 2^p + 1 rounds back to 2^p, so a sum of [2^p, 1, 1] carried in the narrow type
 gives 2^p in one of the two orders (big first, big last), where the exact 2^p + 2 is representable

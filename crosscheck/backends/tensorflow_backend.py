@@ -329,8 +329,9 @@ class TensorflowBackend(Backend):
 
     def op_for(self, spec: ConvSpec) -> str:
         """The tf.nn function that runs `spec`. Depthwise problems that depthwise_conv2d refuses
-        (int32, unequal strides on Eigen kernels) or computes wrongly (stride > 1 with dilation > 1)
-        use conv2d's groups; dilated 3-D problems use tf.nn.convolution where Conv3D refuses dilation."""
+        (int32, unequal strides on Eigen kernels) or computes wrongly (stride > 1 with dilation > 1:
+        finding tensorflow-depthwise-stride-with-dilation-wrong-window) use conv2d's groups; dilated 3-D
+        problems use tf.nn.convolution where Conv3D refuses dilation."""
         facts = self.facts(spec.dtype)
         if is_depthwise(spec) and facts["depthwise_conv2d"] is None:
             unequal = spec.stride[0] != spec.stride[1]

@@ -1,6 +1,6 @@
 """Accuracy models: which error bound a convolution is judged by (docs/accuracy.md derives each).
 
-- ``elementwise`` (the default, DESIGN §3): every output element within u_out·|y| + γ_K(u_acc)·M of the exact
+- ``elementwise`` (the default, core.bounds): every output element within u_out·|y| + γ_K(u_acc)·M of the exact
   value, M = |x| ⋆ |w|. Direct loops, im2col + GEMM and every summation order meet it.
 - ``normwise``: the bound of an FFT-based correlation (Higham, Theorem 24.2), per output channel from the norms
   of the whole input channel and filter (`crosscheck.reference.fft.normwise_bound`, the one formula the SciPy

@@ -1,4 +1,4 @@
-"""`crosscheck explain`: the seed question answered on its worked example (DESIGN §5), step by step.
+"""`crosscheck explain`: the seed question answered on its worked example (`crosscheck.report.seed`), step by step.
 
 The arithmetic is plain NumPy on small integer arrays, so every number printed is exact; the last
 step runs the same problems through each installed backend and compares with the reference.

@@ -1,4 +1,4 @@
-"""The floating-point error model (DESIGN §3): γ_K and the per-element bound of a convolution.
+"""The floating-point error model, the one every check uses: γ_K and the per-element bound of a convolution.
 
 With K products summed per output element, M = |x| ⋆ |w|, u_out the output dtype's unit roundoff
 and u_acc the accumulator's, Higham's dot-product bound (§3.1) followed by one rounding to the

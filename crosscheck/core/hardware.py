@@ -28,7 +28,7 @@ from typing import Any
 
 ISA_CLASSES = ("sse41", "avx", "avx2", "avx2-vnni-2", "avx512", "avx512-bf16", "avx512-fp16", "amx", "amx-fp16")
 
-# Environment variables that cap a framework's dispatch ISA (DESIGN §6b); recorded with every run.
+# Environment variables that cap a framework's dispatch ISA (docs/semantics.md); recorded with every run.
 ISA_CAPS = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "XLA_FLAGS", "OPENBLAS_CORETYPE")
 
 # /proc/cpuinfo flags that change which kernels the frameworks pick.

@@ -2,7 +2,7 @@
 
 Deep-learning frameworks compute y = Σ x·w for complex x and w; `numpy.correlate` and
 `scipy.signal.correlate` (and `scipy.ndimage.correlate`) compute Σ x·conj(w), the correlation of
-signal processing (DESIGN §4). The adapters of the latter hand them conj(w); this property shows, on
+signal processing (docs/semantics.md). The adapters of the latter hand them conj(w); this property shows, on
 kernels with non-zero imaginary parts, that every backend computes Σ x·w and not Σ x·conj(w).
 """
 

@@ -172,7 +172,7 @@ def test_x64_is_enabled_so_float64_and_int64_keep_their_bits(backend: JaxBackend
 
 @pytest.mark.parametrize(("dtype", "big"), [("float16", 2048.0), ("bfloat16", 256.0)])
 def test_half_precision_accumulates_in_float32(backend: JaxBackend, dtype: str, big: float) -> None:
-    """The default contract (DESIGN §3): big + eight ones − big sums to 8 only in a wider accumulator.
+    """The default contract (`crosscheck.core.bounds`): big + eight ones − big sums to 8 only in a wider accumulator.
 
     At `big` the dtype's spacing is 2, so any order that adds a one to ±big in the input's own
     precision loses it (ties round to even); float32 holds every partial sum exactly.

@@ -1,4 +1,4 @@
-"""ONNX Conv through onnxruntime and through onnx's reference evaluator (DESIGN §4)."""
+"""ONNX Conv through onnxruntime and through onnx's reference evaluator (docs/semantics.md)."""
 
 from __future__ import annotations
 

@@ -293,7 +293,7 @@ def test_same_lower_is_declared_unsupported_and_tensorflow_refuses_it(backend: T
 
 @pytest.mark.parametrize("rank", [1, 2, 3])
 def test_channels_first_is_refused_by_tensorflows_own_cpu_kernels(backend: TensorflowBackend, rank: int) -> None:
-    # float64 never reaches oneDNN: this is DESIGN §4's "NCHW raises UnimplementedError on CPU".
+    # float64 never reaches oneDNN: this is docs/semantics.md's "NCHW raises UnimplementedError".
     s = spec(rank, layout="channels_first", dtype="float64")
     assert backend.capabilities().refuses(s) is not None
     reason = backend.refusal(s)

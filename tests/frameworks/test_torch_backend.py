@@ -158,7 +158,7 @@ def test_bfloat16_values_survive_the_trip_bit_for_bit() -> None:
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 def test_half_precision_accumulates_in_float32(dtype: str) -> None:
-    """Our contract (DESIGN §3), measured two ways.
+    """Our contract (`crosscheck.core.bounds`), measured two ways.
 
     1. 256 positive products per output: every output is the correctly rounded exact sum, which an
        accumulator of the input's own precision misses on most outputs (sequentially ~85%, pairwise ~30%).

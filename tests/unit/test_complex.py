@@ -1,4 +1,4 @@
-"""Complex dtypes: values, the reference, the conjugation conventions (DESIGN §4), and what each
+"""Complex dtypes: values, the reference, the conjugation conventions (docs/semantics.md), and what each
 framework does with complex input (measured facts, re-checked here)."""
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def test_complex_values_have_both_parts_and_exact_ones_are_gaussian_integers() -
 
 
 def test_signal_correlate_conjugates_and_the_cnn_correlation_does_not() -> None:
-    """DESIGN §4: numpy.correlate and scipy.signal.correlate (and scipy.ndimage.correlate) compute
+    """docs/semantics.md: numpy.correlate and scipy.signal.correlate (and scipy.ndimage.correlate) compute
     Σ x·conj(w); scipy.signal.convolve conjugates nothing. Measured with NumPy 2.4 / SciPy."""
     signal = pytest.importorskip("scipy.signal")
     ndimage = pytest.importorskip("scipy.ndimage")
