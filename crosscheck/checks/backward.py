@@ -116,7 +116,7 @@ def _message(
     lines.append(
         f"  actual {actual[worst].item()!r}, expected {want!r} (reference: {ref.method}), |error| {err[worst]:.6g}"
     )
-    lines.append(f"Problem: {spec.describe()} seed={problem.seed} values={problem.values}")
+    lines.append(problem.where())
     return "\n".join(lines)
 
 
@@ -175,7 +175,7 @@ def adjoint_verdict(
                 f"  ⟨conv(x, w), g⟩ = {lhs!r}, ⟨x, convᵀ(g, w)⟩ = {rhs!r}, |difference| {diff:.6g}",
                 f"  allowed {allowed:.6g} = Σ|g|·B_conv + Σ|x|·B_convᵀ (+ the inner products' own rounding);"
                 f" ratio {ratio:.4g} (up to 1 allowed)",
-                f"Problem: {spec.describe()} seed={problem.seed} values={problem.values}",
+                problem.where(),
             ]
         )
     return Verdict(passed, "values", message, 0 if passed else 1, 1, float(ratio), 0.0, 0.0, exact)

@@ -250,5 +250,5 @@ def _message(
                 f" u_acc=2^{np.log2(u_acc):.0f})"
             )
     lines.append(f"  actual {got!r}, expected {want!r} (reference: {ref.method}), |error| {err[worst]:.6g}")
-    lines.append(f"Problem: {spec.describe()} seed={problem.seed} values={problem.values}")
+    lines.append(problem.where())
     return "\n".join(lines)

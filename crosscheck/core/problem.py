@@ -188,6 +188,10 @@ class ConvProblem:
         """True when the values make every partial sum exact, so backends must agree bit for bit."""
         return self.values == "exact" or not dtype_info(self.spec.dtype).is_float
 
+    def where(self) -> str:
+        """The line every failure message ends its location with: what regenerates this problem."""
+        return f"Problem: {self.spec.describe()} seed={self.seed} values={self.values}"
+
     def with_weight(self, w: np.ndarray, **meta: Any) -> ConvProblem:
         """The same input with weight `w`; `meta` records how w was derived (for reproducers)."""
         return replace(self, w=np.ascontiguousarray(w), meta={**self.meta, **meta})

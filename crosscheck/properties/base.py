@@ -97,7 +97,7 @@ class Unsupported(Exception):
 def call_backend(backend: Backend, prop: str, problem: ConvProblem, fn: Callable[[], T]) -> T:
     """`fn()` (a call into `backend`), with any framework error on a supported configuration turned into a
     failure, a declined problem into Unsupported, and a dead worker into a failure of its kind."""
-    where = f"Problem: {problem.spec.describe()} seed={problem.seed} values={problem.values}"
+    where = problem.where()
     try:
         return fn()
     except PropertyFailure:

@@ -88,7 +88,7 @@ class MetamorphicProperty(Property):
         try:
             return relate(a, b, allowed, what)
         except RelationBroken as exc:
-            where = f"Problem: {base.spec.describe()} seed={base.seed} values={base.values}"
+            where = base.where()
             raise PropertyFailure(f"{exc}\n{where}", backend.name, self.name, base) from None
 
     def _observe_relations(self, problem: ConvProblem, relations: list[Relation]) -> Observation:

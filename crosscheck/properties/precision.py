@@ -112,7 +112,7 @@ class PrecisionModes(Property):
             lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [""]
             text = lines[0] if len(lines) == 1 else f"{lines[0]} … {lines[-1]}"
             message = f"precision mode {mode!r}: backend raised {type(exc).__name__}: {text}"
-            where = f"Problem: {problem.spec.describe()} seed={problem.seed} values={problem.values}"
+            where = problem.where()
             raise PropertyFailure(f"{message}\n{where}", backend.name, self.name, problem, kind="exception") from exc
 
     def _compare_mode(self, backend: Backend, problem: ConvProblem, mode: PrecisionMode, y: np.ndarray) -> Verdict:

@@ -131,8 +131,7 @@ def run_pairwise(
                     nb,
                     problem,
                     f"{na} and {nb} disagree beyond the sum of their bounds: ratio {worst:.4g} at index {idx}\n"
-                    f"  {na}: {ya[idx]!r}, {nb}: {yb[idx]!r}, allowed {allowed[idx]:.6g}\n"
-                    f"Problem: {problem.spec.describe()} seed={problem.seed} values={problem.values}",
+                    f"  {na}: {ya[idx]!r}, {nb}: {yb[idx]!r}, allowed {allowed[idx]:.6g}\n" + problem.where(),
                 )
             ratios[(na, nb)] = worst
         if failing:

@@ -217,7 +217,7 @@ def run_property(
             try:
                 obs = prop.check(backend, problem)
             except WorkerDied as exc:  # from a backend call other than run_backend's (vjp, run_mode, ...)
-                where = f"Problem: {problem.spec.describe()} seed={problem.seed} values={problem.values}"
+                where = problem.where()
                 raise PropertyFailure(f"{exc}\n{where}", backend.name, prop.name, problem, kind=exc.kind) from exc
             except PropertyFailure as exc:
                 # Inside a known finding's region, a failure it explains is expected: counted, kept as
