@@ -1,4 +1,4 @@
-"""The default reference: the element-wise-sum definition, vectorised over output positions.
+"""The element-wise-sum definition, vectorised over output positions (the plainest view; `gemm` is the default).
 
     y[n, o, m] = Σ_c Σ_u x_pad[n, g·Cg + c, m·stride + u·dilation] · w[o, c, u]
 
