@@ -34,11 +34,11 @@ LOCAL_TORCH_PYTHONS = ("3.11",)
 # jaxlib 0.10.2 and onnxruntime 1.32 have none for 3.10; numpy/scipy, torch 2.13.0 and tensorflow-cpu 2.21 do.
 ALL_PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 FRAMEWORKS: dict[str, tuple[str, str, str, list[str]]] = {
-    "numpy": ("", "numpy,scipy", "tests/test_backends.py", ALL_PYTHONS),
-    "torch": ("torch", "torch", "tests/test_torch_backend.py", ALL_PYTHONS),
-    "tensorflow": ("tensorflow", "tensorflow", "tests/test_tensorflow_backend.py", ALL_PYTHONS),
-    "jax": ("jax", "jax", "tests/test_jax_backend.py", ["3.11", "3.12", "3.13"]),
-    "onnx": ("onnx", "onnx", "tests/test_onnx_backends.py", ["3.11", "3.12", "3.13"]),
+    "numpy": ("", "numpy,scipy", "tests/frameworks/test_backends.py", ALL_PYTHONS),
+    "torch": ("torch", "torch", "tests/frameworks/test_torch_backend.py", ALL_PYTHONS),
+    "tensorflow": ("tensorflow", "tensorflow", "tests/frameworks/test_tensorflow_backend.py", ALL_PYTHONS),
+    "jax": ("jax", "jax", "tests/frameworks/test_jax_backend.py", ["3.11", "3.12", "3.13"]),
+    "onnx": ("onnx", "onnx", "tests/frameworks/test_onnx_backends.py", ["3.11", "3.12", "3.13"]),
 }
 
 
@@ -78,7 +78,7 @@ def _framework_session(framework: str) -> None:
         env = {"CROSSCHECK_PROFILE": profile}
         # -n auto: one pytest worker per core (pytest-xdist); the results are the same as a serial run.
         if framework == "numpy":
-            session.run("pytest", "-q", "-n", "auto", "--ignore-glob=tests/test_*_backend*.py", env=env)
+            session.run("pytest", "-q", "-n", "auto", "--ignore-glob=tests/frameworks/test_*_backend*.py", env=env)
         else:
             session.run("pytest", "-q", "-n", "auto", test_file, env=env)
         out = _shard_folder(session)
@@ -134,4 +134,4 @@ def soak(session: nox.Session) -> None:
     Appends each session's counts to reports/soak.jsonl. Not in `nox`'s default sessions nor in plain pytest."""
     _install(session, "")
     rounds = session.posargs[0] if session.posargs else "1"
-    session.run("pytest", "-q", "--soak", "tests/test_soak.py", env={"CROSSCHECK_SOAK_ROUNDS": rounds})
+    session.run("pytest", "-q", "--soak", "tests/unit/test_soak.py", env={"CROSSCHECK_SOAK_ROUNDS": rounds})

@@ -281,7 +281,7 @@ def examples_per_second(quick: bool, out: Path) -> dict[str, Any]:
 
 def realistic_examples_per_second(quick: bool, out: Path) -> dict[str, Any]:
     """Examples per second per backend when every example is a real network's layer, scaled to ≤ 5·10⁷
-    multiply-adds (crosscheck.realistic): the workload whose blocked, multi-threaded kernels the small default
+    multiply-adds (strategies.realistic): the workload whose blocked, multi-threaded kernels the small default
     problems never reach, and where the reference's cost shows."""
     examples = "3" if quick else "10"
     args = ["--shapes", "realistic", "--profile", "ci", "--no-pairwise", "--max-examples", examples]
@@ -315,13 +315,13 @@ def default_run_and_import(out: Path) -> dict[str, Any]:
     timer = "import time; t = time.perf_counter(); {}; print(time.perf_counter() - t)"
     imports = _best_of(timer.format("import crosscheck"))
     api = _best_of(timer.format("from crosscheck import ConvSpec, compare, make_problem; import crosscheck.reference"))
-    cli = _best_of(timer.format("import crosscheck.cli"))
+    cli = _best_of(timer.format("import crosscheck.cli.main"))
     print(
         f"   import crosscheck: {min(imports):.3f} s (best of 5)  target < {TARGET_IMPORT_S} s: "
         f"{verdict(min(imports) < TARGET_IMPORT_S)}; it loads nothing until used, so also:"
     )
     print(f"   the public API (ConvSpec, compare, make_problem, the reference): {min(api):.3f} s")
-    print(f"   the command line's modules (crosscheck.cli): {min(cli):.3f} s")
+    print(f"   the command line's modules (crosscheck.cli.main): {min(cli):.3f} s")
     return {
         "default_run_s": wall,
         "profile": record["run"]["profile"],
@@ -335,7 +335,7 @@ def default_run_and_import(out: Path) -> dict[str, Any]:
 def isa_sweep(out: Path, quick: bool) -> dict[str, Any]:
     """What `crosscheck run --isa all` costs: the wall time of each level (the same options, one level each) and of
     the whole sweep in one command."""
-    from crosscheck.hardware import machine_levels
+    from crosscheck.core.hardware import machine_levels
 
     print("\n5. ISA sweep (crosscheck run --isa; dev profile, no pairwise)")
     base = ["--profile", "dev", "--no-pairwise"] + (["--max-examples", "10"] if quick else [])

@@ -10,16 +10,16 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from crosscheck.comparison import Verdict, compare
-    from crosscheck.problem import ConvProblem, ConvSpec
-    from crosscheck.values import make_problem
+    from crosscheck.checks.forward import Verdict, compare
+    from crosscheck.core.problem import ConvProblem, ConvSpec
+    from crosscheck.core.values import make_problem
 
 _LAZY = {
-    "ConvSpec": "crosscheck.problem",
-    "ConvProblem": "crosscheck.problem",
-    "make_problem": "crosscheck.values",
-    "compare": "crosscheck.comparison",
-    "Verdict": "crosscheck.comparison",
+    "ConvSpec": "crosscheck.core.problem",
+    "ConvProblem": "crosscheck.core.problem",
+    "make_problem": "crosscheck.core.values",
+    "compare": "crosscheck.checks.forward",
+    "Verdict": "crosscheck.checks.forward",
 }
 
 

@@ -1,5 +1,5 @@
 import sys
 
-from crosscheck.cli import main
+from crosscheck.cli.main import main
 
 sys.exit(main())

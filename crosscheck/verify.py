@@ -26,23 +26,23 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from crosscheck import accuracy as accuracy_models
 from crosscheck.backends.base import Backend
 from crosscheck.backends.function_backend import ConvFunction, FunctionBackend
-from crosscheck.dtypes import INT_DTYPES
-from crosscheck.errors import CrosscheckError
-from crosscheck.isolation import DEFAULT_TIMEOUT_S, IsolatedBackend, WorkerDied
-from crosscheck.problem import ConvProblem
-from crosscheck.reproducer import problem_code, standalone_problem_code
-from crosscheck.verify_dtypes import DEFAULT_DTYPES, VERIFY_DTYPES, Declined, DtypeView, parse_dtypes, probe
+from crosscheck.backends.isolated import DEFAULT_TIMEOUT_S, IsolatedBackend, WorkerDied
+from crosscheck.checks import accuracy as accuracy_models
+from crosscheck.core.dtypes import INT_DTYPES
+from crosscheck.core.errors import CrosscheckError
+from crosscheck.core.problem import ConvProblem
+from crosscheck.core.reproducer import problem_code, standalone_problem_code
+from crosscheck.run.verify_dtypes import DEFAULT_DTYPES, VERIFY_DTYPES, Declined, DtypeView, parse_dtypes, probe
 
 DEFAULT_DIMS = (1, 2, 3)
-# Examples per property. The deliberately wrong convolutions of tests/verify_targets are caught within
-# a median of at most a few examples at this size (see tests/verify_targets/measure.py), so 200
+# Examples per property. The deliberately wrong convolutions of tests/support/verify_targets are caught within
+# a median of at most a few examples at this size (see tests/support/verify_targets/measure.py), so 200
 # examples leave a wide margin for rarer bugs at a few seconds per property for a NumPy function.
 DEFAULT_MAX_EXAMPLES = 200
 if TYPE_CHECKING:
-    from crosscheck.runner import PropertyResult
+    from crosscheck.run.runner import PropertyResult
 
 FILE_MODULE_PREFIX = "crosscheck_target_"  # the module name of a target file outside any package
 TARGET_FORMS = "'package.module:function' or 'path/to/file.py:function'"
@@ -316,7 +316,7 @@ def _dtype_of(result: dict[str, Any]) -> str | None:
 
 
 def _death_result(name: str, exc: WorkerDied) -> PropertyResult:
-    from crosscheck.runner import PropertyResult
+    from crosscheck.run.runner import PropertyResult
 
     reason = "crashed while loading" if exc.kind == "crash" else "hung while loading"
     failure: dict[str, Any] = {
@@ -387,7 +387,7 @@ def verify(
 
     Each dtype of `dtypes` (default: float64, float32, float16, bfloat16, and the integers the function takes)
     is checked with the full `max_examples` per property; a dtype the function declines (NotImplementedError)
-    is listed as declined. `accuracy` is the model the results are judged by (crosscheck.accuracy: elementwise,
+    is listed as declined. `accuracy` is the model the results are judged by (crosscheck.checks.accuracy: elementwise,
     normwise for FFT-based functions, winograd). With `isolate` (the default) the function runs in a worker
     process: a crash or a call longer than `timeout` seconds is reported, not suffered; a function object must
     then be importable by its module and name (module level). Raises CrosscheckError for bad usage (not
@@ -397,8 +397,8 @@ def verify(
     Every property that applies to a forward function runs (or those named in `properties`); per dtype, the
     first one that fails ends that dtype's check, unless `keep_going`.
     """
-    from crosscheck.profiles import default_profile
-    from crosscheck.session import RunOptions, closing, run_backends, select_properties
+    from crosscheck.run.profiles import default_profile
+    from crosscheck.run.session import RunOptions, closing, run_backends, select_properties
 
     dims = tuple(sorted(set(dims)))
     _check_options(dims, timeout, max_examples, accuracy)
@@ -433,7 +433,8 @@ def verify(
     inner: Backend | None = None
     if isolate:
         try:
-            # Its children are ended after each call and its output kept to a bounded tail (crosscheck.isolation).
+            # Its children are ended after each call and its output kept to a bounded tail
+            # (crosscheck.backends.isolated).
             inner = IsolatedBackend(
                 factory, name, timeout=timeout, reproducer=reproduce, end_children=True, capture_output=True
             )
@@ -488,7 +489,7 @@ def verify(
         record["run"]["interrupted"] = record["run"]["interrupted"] or stopped
         return record
 
-    # A signal while the worker closes marks the record interrupted instead of losing it (crosscheck.session).
+    # A signal while the worker closes marks the record interrupted instead of losing it (crosscheck.run.session).
     record = closing([inner] if inner is not None else [], make_record)
     status, code = outcome(record)
     return Verification(name, status, code, record)

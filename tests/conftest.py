@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import is_hypothesis_test, settings
 
-from crosscheck.profiles import REPEATABLE, default_profile, stable_seed
+from crosscheck.run.profiles import REPEATABLE, default_profile, stable_seed
+
+# The shared helpers (tests/support) and the wrong implementations (tests/meta) are imported by name from
+# every folder of the tree.
+for _folder in ("support", "meta"):
+    sys.path.insert(0, str(Path(__file__).parent / _folder))
 
 PROFILE = default_profile()
 settings.load_profile(PROFILE)
@@ -21,7 +28,7 @@ def _function(item: pytest.Item) -> Any:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--soak", action="store_true", help="run the soak tests (tests/test_soak.py; nox -s soak)")
+    parser.addoption("--soak", action="store_true", help="run the soak tests (tests/unit/test_soak.py; nox -s soak)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from crosscheck.dtypes import FLOAT_DTYPES, INT_DTYPES, default_accumulator, dtype_info
-from crosscheck.padding import NAMED_MODES
-from crosscheck.problem import ConvProblem, ConvSpec
+from crosscheck.core.dtypes import FLOAT_DTYPES, INT_DTYPES, default_accumulator, dtype_info
+from crosscheck.core.padding import NAMED_MODES
+from crosscheck.core.problem import ConvProblem, ConvSpec
 
 Constraint = Callable[[ConvSpec], "str | None"]
 
@@ -30,7 +30,7 @@ def first_refusal(constraints: tuple[Constraint, ...], spec: ConvSpec) -> str | 
 ALL_PADDING = ("explicit", *NAMED_MODES)
 
 # A known finding's weaker contract (e.g. float16 sums kept in float16) while its region is judged by it:
-# dtype -> the accumulator the bound then assumes, whatever the backend declares (crosscheck.findings).
+# dtype -> the accumulator the bound then assumes, whatever the backend declares (crosscheck.run.findings).
 _CONTRACT: ContextVar[Mapping[str, str] | None] = ContextVar("crosscheck_contract", default=None)
 
 
@@ -62,7 +62,7 @@ class Capabilities:
     max_dilation: int = 3
     accumulators: Mapping[str, str] = field(default_factory=dict)
     bound: str = "elementwise"
-    # How complex products are formed (crosscheck.bounds): "conventional" (any order of the real
+    # How complex products are formed (crosscheck.core.bounds): "conventional" (any order of the real
     # products) or "3m" (the Gauss method: three real convolutions). Only complex dtypes use it.
     complex_method: str = "conventional"
     unsupported: tuple[tuple[str, str], ...] = ()
@@ -125,7 +125,7 @@ class Capabilities:
 class PrecisionMode:
     """A reduced-precision setting a framework offers beyond its default, and the error model it is
     judged by: inputs rounded to `u_in` before they are multiplied, sums in `accumulator`, the result
-    rounded to `output_rounding` and returned in `output_dtype` (crosscheck.bounds derives the bound).
+    rounded to `output_rounding` and returned in `output_dtype` (crosscheck.core.bounds derives the bound).
     `unsupported` says, in the framework's words, why the mode cannot run on this device; such a mode
     is recorded, never run. `constraints` refuse problems the mode cannot run (each returns a reason
     or None; module-level functions, so that a mode pickles into an isolated worker and back).
@@ -159,7 +159,7 @@ class PrecisionMode:
 
 
 NOTHING_EXPOSED = "nothing exposed: the adapter does not ask the framework which kernel it ran"
-# Set by a run (crosscheck.session) in its worker processes' environment: a framework that names its kernels only
+# Set by a run (crosscheck.run.session) in its worker processes' environment: a framework that names its kernels only
 # when told so before it loads (TensorFlow's oneDNN, ONEDNN_VERBOSE) may then do so there, off the terminal.
 NAME_IMPLEMENTATIONS_ENV = "CROSSCHECK_NAME_IMPLEMENTATIONS"
 
@@ -177,14 +177,14 @@ class Backend(abc.ABC):
     module: str = ""  # what must import for the backend to be available
     description: str = ""
     devices: tuple[str, ...] = ("cpu",)
-    # The environment variables that cap the ISA this backend's kernels dispatch to (crosscheck.hardware.SWITCHES);
+    # The environment variables that cap the ISA this backend's kernels dispatch to (crosscheck.core.hardware.SWITCHES);
     # none: it has no switch, and `crosscheck run --isa` runs it natively only.
     isa_switches: tuple[str, ...] = ()
     # True when run() may raise NotImplementedError for a problem it does not support: that example
     # is then counted as unsupported rather than failed (user functions; built-in adapters declare
     # their capabilities instead, so for them NotImplementedError stays a failure).
     may_decline: bool = False
-    # Where `implementations` reads which implementation a call ran, or why nothing tells (crosscheck.coverage).
+    # Where `implementations` reads which implementation a call ran, or why nothing tells (strategies.coverage).
     implementation_source: str = NOTHING_EXPOSED
 
     def __init__(self, device: str = "cpu") -> None:
@@ -210,7 +210,7 @@ class Backend(abc.ABC):
     def conv_transpose(self, problem: ConvProblem, g: np.ndarray) -> np.ndarray:
         """convᵀ(g, w): the transposed convolution of `problem`'s geometry and weight applied to g
         (N, C_out, *out_size), as (N, C_in, *in_size) in the problem's dtype: the adjoint of run().
-        Its output_padding is `crosscheck.backward.output_padding(problem.spec)`. Only for problems
+        Its output_padding is `crosscheck.core.adjoint.output_padding(problem.spec)`. Only for problems
         inside `capabilities().transposed`."""
         raise NotImplementedError(f"{self.name} has no transposed convolution")
 
@@ -250,9 +250,9 @@ class Backend(abc.ABC):
         return []
 
     def dispatch(self) -> dict[str, Any]:
-        """What this backend's kernels dispatch to here (`crosscheck.hardware`): always an `isa_class` and
+        """What this backend's kernels dispatch to here (`crosscheck.core.hardware`): always an `isa_class` and
         its `source`, plus what the framework reports. Known findings are keyed on the ISA class."""
-        from crosscheck import hardware
+        from crosscheck.core import hardware
 
         return hardware.native_dispatch(f"{self.framework} reports no dispatch ISA")
 

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from crosscheck.backends.base import Backend, Capabilities
-from crosscheck.dtypes import FLOAT_DTYPES
-from crosscheck.problem import ConvProblem
+from crosscheck.core.dtypes import FLOAT_DTYPES
+from crosscheck.core.problem import ConvProblem
 
 ConvFunction = Callable[..., Any]
 

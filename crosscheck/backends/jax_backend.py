@@ -26,7 +26,7 @@ from typing import Any, cast
 import numpy as np
 
 from crosscheck.backends.base import Backend, BackendUnavailable, Capabilities, PrecisionMode
-from crosscheck.dtypes import (
+from crosscheck.core.dtypes import (
     BF16_UNIT_ROUNDOFF,
     COMPLEX_DTYPES,
     FLOAT_DTYPES,
@@ -34,10 +34,10 @@ from crosscheck.dtypes import (
     TF32_UNIT_ROUNDOFF,
     dtype_info,
 )
-from crosscheck.layouts import channels_last, from_channels_last
-from crosscheck.padding import Pads
-from crosscheck.problem import ConvProblem, ConvSpec
-from crosscheck.reproducer import standalone_problem_code
+from crosscheck.core.layouts import channels_last, from_channels_last
+from crosscheck.core.padding import Pads
+from crosscheck.core.problem import ConvProblem, ConvSpec
+from crosscheck.core.reproducer import standalone_problem_code
 
 _SPATIAL = {1: "W", 2: "HW", 3: "DHW"}
 _PLATFORMS = {"cpu": "cpu", "cuda": "gpu"}
@@ -266,7 +266,7 @@ def _executable(lowered: Any, device: str) -> Callable[..., Any]:
 def transposed_padding(spec: ConvSpec) -> Pads:
     """Pads of the lhs-dilated correlation with the flipped kernel that computes convᵀ (what
     lax.conv_transpose's explicit `padding` means): (eff − 1 − lo, eff − 1 − hi + output_padding)."""
-    from crosscheck.backward import output_padding
+    from crosscheck.core.adjoint import output_padding
 
     return tuple(
         ((k - 1) * d - lo, (k - 1) * d - hi + op)
@@ -383,7 +383,7 @@ class JaxBackend(Backend):
         )
 
     def dispatch(self) -> dict[str, Any]:
-        from crosscheck.hardware import native_dispatch, xla_dispatch
+        from crosscheck.core.hardware import native_dispatch, xla_dispatch
 
         if self.device != "cpu":
             return native_dispatch(f"a {self.device} device: the CPU's ISA does not choose its kernels")

@@ -13,10 +13,10 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from crosscheck.backends.base import Backend, Capabilities
-from crosscheck.dtypes import COMPLEX_DTYPES, FLOAT_DTYPES, INT_DTYPES
-from crosscheck.layouts import strided_view
-from crosscheck.padding import effective_kernel
-from crosscheck.problem import ConvProblem
+from crosscheck.core.dtypes import COMPLEX_DTYPES, FLOAT_DTYPES, INT_DTYPES
+from crosscheck.core.layouts import strided_view
+from crosscheck.core.padding import effective_kernel
+from crosscheck.core.problem import ConvProblem
 
 
 def windows(problem: ConvProblem) -> np.ndarray:
@@ -42,7 +42,7 @@ class NumpyBackend(Backend):
     isa_switches = ("OPENBLAS_CORETYPE",)
 
     def dispatch(self) -> dict[str, Any]:
-        from crosscheck.hardware import openblas_dispatch
+        from crosscheck.core.hardware import openblas_dispatch
 
         return openblas_dispatch()  # tensordot is a BLAS GEMM
 

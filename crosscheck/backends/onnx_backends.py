@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from crosscheck.backends.base import Backend, BackendUnavailable, Capabilities
-from crosscheck.problem import ConvProblem, ConvSpec
-from crosscheck.reproducer import standalone_problem_code
+from crosscheck.core.problem import ConvProblem, ConvSpec
+from crosscheck.core.reproducer import standalone_problem_code
 
 if TYPE_CHECKING:
     import onnx
@@ -111,7 +111,7 @@ def conv_transpose_attributes(spec: ConvSpec) -> dict[str, Any]:
     """ConvTranspose's attributes for the transposed convolution of `spec`: always explicit pads (the
     ones crosscheck resolves; ConvTranspose's auto_pad derives them from its own output size rule)
     and crosscheck's output_padding, so its output is the forward input's size."""
-    from crosscheck.backward import output_padding
+    from crosscheck.core.adjoint import output_padding
 
     return {
         "kernel_shape": list(spec.kernel),
@@ -134,8 +134,8 @@ def conv_transpose_model(spec: ConvSpec) -> onnx.ModelProto:
 def transposed_refusal(backend: str, dtype: str) -> str | None:
     """What a tiny ConvTranspose in `dtype` raises on `backend`, or None. (Sums kept in float16 and
     onnx.reference's grouped ConvTranspose are known findings judged inside their regions, not refusals.)"""
-    from crosscheck.backward import cotangent
-    from crosscheck.values import make_problem
+    from crosscheck.core.adjoint import cotangent
+    from crosscheck.core.values import make_problem
 
     b: Backend = OnnxRuntimeBackend() if backend == "onnxruntime" else OnnxReferenceBackend()
     problem = make_problem(ConvSpec(1, 2, 2, (5,), (2,), dtype=dtype), 0)
@@ -262,7 +262,7 @@ class OnnxRuntimeBackend(Backend):
         )
 
     def dispatch(self) -> dict[str, Any]:
-        from crosscheck.hardware import native_dispatch
+        from crosscheck.core.hardware import native_dispatch
 
         # MLAS picks its kernels by cpuid once; the library's strings name no variable that would cap them.
         return native_dispatch("onnxruntime (MLAS) has no ISA switch and does not report its kernels' ISA")
@@ -343,7 +343,7 @@ class OnnxReferenceBackend(Backend):
         }
 
     def dispatch(self) -> dict[str, Any]:
-        from crosscheck.hardware import openblas_dispatch
+        from crosscheck.core.hardware import openblas_dispatch
 
         return openblas_dispatch()  # im2col + NumPy matmul
 

@@ -3,7 +3,7 @@
 Built-in adapters are listed here; third-party ones register through the entry-point group
 `crosscheck.backends` (name = "module:attribute", the attribute being a Backend subclass or any
 callable taking `device=` and returning a Backend). Both are resolved to a "module:attribute"
-string first, so that a worker process (crosscheck.isolation) can build the same backend.
+string first, so that a worker process (crosscheck.backends.isolated) can build the same backend.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from crosscheck.backends.base import Backend, BackendUnavailable
-from crosscheck.errors import CrosscheckError
+from crosscheck.core.errors import CrosscheckError
 
 ENTRY_POINT_GROUP = "crosscheck.backends"
 

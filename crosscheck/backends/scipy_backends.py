@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 
 from crosscheck.backends.base import Backend, Capabilities
-from crosscheck.dtypes import COMPLEX_DTYPES, INT_DTYPES
-from crosscheck.padding import effective_kernel
-from crosscheck.problem import ConvProblem
+from crosscheck.core.dtypes import COMPLEX_DTYPES, INT_DTYPES
+from crosscheck.core.padding import effective_kernel
+from crosscheck.core.problem import ConvProblem
 
 Correlate = Callable[[np.ndarray, np.ndarray], np.ndarray]
 PerOutput = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -68,7 +68,7 @@ class _Scipy(Backend):
     framework = "scipy"
 
     def dispatch(self) -> dict[str, Any]:
-        from crosscheck.hardware import native_dispatch
+        from crosscheck.core.hardware import native_dispatch
 
         return native_dispatch("SciPy's correlate, ndimage and pocketfft loops are compiled C with no ISA switch")
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import re
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -43,11 +42,12 @@ from crosscheck.backends.base import (
     Capabilities,
     PrecisionMode,
 )
-from crosscheck.dtypes import BF16_UNIT_ROUNDOFF, TF32_UNIT_ROUNDOFF, dtype_info
-from crosscheck.hardware import KeptOutput, parse_onednn_verbose
-from crosscheck.layouts import channels_last, from_channels_last
-from crosscheck.problem import ConvProblem, ConvSpec
-from crosscheck.reproducer import standalone_problem_code
+from crosscheck.backends.tensorflow_backward import tf_message
+from crosscheck.core.dtypes import BF16_UNIT_ROUNDOFF, TF32_UNIT_ROUNDOFF, dtype_info
+from crosscheck.core.hardware import KeptOutput, parse_onednn_verbose
+from crosscheck.core.layouts import channels_last, from_channels_last
+from crosscheck.core.problem import ConvProblem, ConvSpec
+from crosscheck.core.reproducer import standalone_problem_code
 
 DATA_FORMATS = {
     "channels_last": {1: "NWC", 2: "NHWC", 3: "NDHWC"},
@@ -105,13 +105,6 @@ def bf16_depth_padded_conv3d(spec: ConvSpec) -> str | None:
 DEPTHWISE_STRIDE_WITH_DILATION = (
     "UserWarning: When dilation rate is greater than 1, then all values of strides must be 1."
 )
-
-
-def tf_message(exc: BaseException) -> str:
-    """TensorFlow's error as quoted in reasons: type and first line, without the eager op's frame."""
-    text = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", str(exc).splitlines()[0] if str(exc) else "")
-    text = re.sub(r"\s*\[Op:\w+\].*$", "", text)
-    return f"{type(exc).__name__}: {text}"
 
 
 def _attempt(tf: Any, call: Callable[[], Any]) -> str | None:
@@ -261,7 +254,7 @@ _BANNER = ("All log messages before absl::InitializeLog() is called", "oneDNN cu
 @contextlib.contextmanager
 def _without_banner() -> Iterator[None]:
     """Pass on what is written to file descriptor 2 inside, without the banner lines."""
-    from crosscheck.hardware import held_output
+    from crosscheck.core.hardware import held_output
 
     held: list[str] = []
     try:
@@ -378,8 +371,9 @@ class TensorflowBackend(Backend):
 
     def op_for(self, spec: ConvSpec) -> str:
         """The tf.nn function that runs `spec`. Depthwise problems that depthwise_conv2d refuses
-        (int32, unequal strides on Eigen kernels) or computes wrongly (stride > 1 with dilation > 1)
-        use conv2d's groups; dilated 3-D problems use tf.nn.convolution where Conv3D refuses dilation."""
+        (int32, unequal strides on Eigen kernels) or computes wrongly (stride > 1 with dilation > 1:
+        finding tensorflow-depthwise-stride-with-dilation-wrong-window) use conv2d's groups; dilated 3-D
+        problems use tf.nn.convolution where Conv3D refuses dilation."""
         facts = self.facts(spec.dtype)
         if is_depthwise(spec) and facts["depthwise_conv2d"] is None:
             unequal = spec.stride[0] != spec.stride[1]
@@ -446,7 +440,7 @@ class TensorflowBackend(Backend):
         return tensorflow_backward.conv_transpose(self, problem, g)
 
     def dispatch(self) -> dict[str, Any]:
-        from crosscheck.hardware import native_dispatch, tensorflow_dispatch
+        from crosscheck.core.hardware import native_dispatch, tensorflow_dispatch
 
         if self.device == "cuda":
             return native_dispatch("a CUDA device: the CPU's ISA does not choose its kernels")

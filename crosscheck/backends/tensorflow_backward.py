@@ -17,18 +17,43 @@ lacks) go in as VALID with the smallest output_shape that covers them, and the r
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from crosscheck.dtypes import FLOAT_DTYPES, dtype_info
-from crosscheck.layouts import channels_last, from_channels_last
-from crosscheck.padding import effective_kernel
-from crosscheck.problem import ConvProblem, ConvSpec
+from crosscheck.core.dtypes import FLOAT_DTYPES, dtype_info
+from crosscheck.core.layouts import channels_last, from_channels_last
+from crosscheck.core.padding import effective_kernel
+from crosscheck.core.problem import ConvProblem, ConvSpec
 
-if TYPE_CHECKING:
-    from crosscheck.backends.tensorflow_backend import TensorflowBackend
+
+class HasTensorflow(Protocol):
+    """What this module needs of the adapter (`tensorflow_backend.TensorflowBackend`): TensorFlow with its
+    flags pinned, the device, and the forward call's plan. A protocol, so that the adapter imports this
+    module and never the other way round."""
+
+    @property
+    def _device_name(self) -> str: ...
+
+    def _framework(self) -> Any: ...
+
+    def _filter(self, w: np.ndarray, spec: ConvSpec) -> np.ndarray: ...
+
+    def plan(self, spec: ConvSpec) -> Any: ...
+
+    def op_for(self, spec: ConvSpec) -> str: ...
+
+    def refusal(self, spec: ConvSpec) -> str | None: ...
+
+
+def tf_message(exc: BaseException) -> str:
+    """TensorFlow's error as quoted in reasons: type and first line, without the eager op's frame."""
+    text = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", str(exc).splitlines()[0] if str(exc) else "")
+    text = re.sub(r"\s*\[Op:\w+\].*$", "", text)
+    return f"{type(exc).__name__}: {text}"
+
 
 # Measured with tensorflow-cpu 2.21: GradientTape warns and returns None for integer sources.
 NO_INT_GRADIENTS = (
@@ -58,7 +83,7 @@ def _from_tf_layout(a: np.ndarray, spec: ConvSpec) -> np.ndarray:
     return a if spec.layout == "channels_first" else np.ascontiguousarray(from_channels_last(a))
 
 
-def vjp(backend: TensorflowBackend, problem: ConvProblem, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def vjp(backend: HasTensorflow, problem: ConvProblem, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     tf = backend._framework()
     spec = problem.spec
     call = backend.plan(spec)
@@ -120,7 +145,7 @@ def transposed_plan(spec: ConvSpec) -> TransposedCall:
     )
 
 
-def conv_transpose(backend: TensorflowBackend, problem: ConvProblem, g: np.ndarray) -> np.ndarray:
+def conv_transpose(backend: HasTensorflow, problem: ConvProblem, g: np.ndarray) -> np.ndarray:
     tf = backend._framework()
     spec = problem.spec
     call = transposed_plan(spec)
@@ -160,7 +185,7 @@ class Signature:
         return f"{self.dtype} {what} ({', '.join([self.layout, f'padding {self.padding}', *uses])})"
 
 
-def signature(backend: TensorflowBackend, kind: str, spec: ConvSpec) -> Signature:
+def signature(backend: HasTensorflow, kind: str, spec: ConvSpec) -> Signature:
     named = spec.padding if spec.padding in ("SAME", "VALID") else "explicit"
     op = backend.op_for(spec) if kind == "gradient" else f"conv{spec.rank}d_transpose"
     return Signature(
@@ -178,7 +203,7 @@ def signature(backend: TensorflowBackend, kind: str, spec: ConvSpec) -> Signatur
 class BackwardFacts:
     """TensorFlow's refusal (in its words; None: accepted) of each signature, measured on first use."""
 
-    def __init__(self, backend: TensorflowBackend) -> None:
+    def __init__(self, backend: HasTensorflow) -> None:
         self.backend = backend
         self._facts: dict[Signature, str | None] = {}
 
@@ -190,8 +215,6 @@ class BackwardFacts:
         return f"{sig.describe()}: {message}" if message else None
 
     def _measure(self, kind: str, spec: ConvSpec) -> str | None:
-        from crosscheck.backends.tensorflow_backend import tf_message
-
         tf = self.backend._framework()
         dt = dtype_info(spec.dtype).numpy
         problem = ConvProblem(spec, np.zeros(spec.x_shape, dt), np.zeros(spec.w_shape, dt))
@@ -207,7 +230,7 @@ class BackwardFacts:
         return None
 
 
-def gradient_refusal(backend: TensorflowBackend, facts: BackwardFacts, spec: ConvSpec) -> str | None:
+def gradient_refusal(backend: HasTensorflow, facts: BackwardFacts, spec: ConvSpec) -> str | None:
     return backend.refusal(spec) or facts("gradient", spec)
 
 
@@ -215,7 +238,7 @@ def tiny(rank: int, dtype: str) -> ConvSpec:
     return ConvSpec(1, 2, 2, (4,) * rank, (2,) * rank, dtype=dtype, layout="channels_last")
 
 
-def spaces(backend: TensorflowBackend, forward_dtypes: tuple[str, ...], layouts: tuple[str, ...]) -> dict[str, Any]:
+def spaces(backend: HasTensorflow, forward_dtypes: tuple[str, ...], layouts: tuple[str, ...]) -> dict[str, Any]:
     """The `gradients` and `transposed` capabilities: the forward's space narrowed by what the
     backward kernels accept (quoted per dtype where a whole dtype is refused)."""
     from crosscheck.backends.base import Capabilities
@@ -225,7 +248,7 @@ def spaces(backend: TensorflowBackend, forward_dtypes: tuple[str, ...], layouts:
     floats = tuple(d for d in forward_dtypes if d in FLOAT_DTYPES)
     ints = [d for d in forward_dtypes if not dtype_info(d).is_float and not dtype_info(d).is_complex]
     # Half-type sums kept in the half type are known findings judged inside their regions
-    # (crosscheck.finding_regions), not refusals: only what TensorFlow raises is left out.
+    # (crosscheck.core.finding_regions), not refusals: only what TensorFlow raises is left out.
     gradients = Capabilities(
         dtypes=floats,
         padding=("explicit", "VALID", "SAME"),

@@ -8,7 +8,7 @@ pads a strided problem hands torch only its weight non-contiguous).
 Layouts are built in torch, on the device: channels_last is the `channels_last` /
 `channels_last_3d` memory format, and for 1-D (torch has no 3-D memory format) an NWC buffer viewed
 as (N, C, W), which torch runs as a channels-last 2-D convolution; strided is a sliced,
-axis-reversed view like `crosscheck.layouts.strided_view`.
+axis-reversed view like `crosscheck.core.layouts.strided_view`.
 
 The backward pass: `vjp` is autograd (`torch.autograd.grad`) through the same call as `run`;
 `conv_transpose` is `F.conv_transpose1d/2d/3d` with the weight as it is (torch's transposed layout
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from crosscheck.backends.base import Backend, BackendUnavailable, Capabilities, PrecisionMode
-from crosscheck.dtypes import (
+from crosscheck.core.dtypes import (
     BF16_UNIT_ROUNDOFF,
     COMPLEX_DTYPES,
     FLOAT_DTYPES,
@@ -35,15 +35,15 @@ from crosscheck.dtypes import (
     TF32_UNIT_ROUNDOFF,
     dtype_info,
 )
-from crosscheck.problem import ConvProblem, ConvSpec
-from crosscheck.reproducer import standalone_problem_code
+from crosscheck.core.problem import ConvProblem, ConvSpec
+from crosscheck.core.reproducer import standalone_problem_code
 
 if TYPE_CHECKING:
     import torch
 
 _NAMED = {"VALID": "valid", "SAME": "same"}
 
-# Measured with torch 2.13.0; tests/test_torch_backend.py checks that torch still says so.
+# Measured with torch 2.13.0; tests/frameworks/test_torch_backend.py checks that torch still says so.
 SAME_LOWER_REASON = (
     "torch's padding= takes only ints, 'valid' and 'same' (which pads like SAME): "
     "F.conv1d(x, w, padding='same_lower') raises RuntimeError: Invalid padding string: 'same_lower'"
@@ -105,7 +105,7 @@ AMX_BF16_TRANSPOSE3D_CRASH = (
 
 def _amx_bf16_grouped_dilated_transpose3d(spec: ConvSpec) -> str | None:
     """The crash finding's exclusion, where torch dispatches to AMX (module level: constraints must pickle)."""
-    from crosscheck.hardware import isa_rank, torch_dispatch
+    from crosscheck.core.hardware import isa_rank, torch_dispatch
 
     risky = spec.dtype == "bfloat16" and spec.rank == 3 and spec.groups > 1 and max(spec.dilation) > 1
     if risky and isa_rank(torch_dispatch()["isa_class"]) >= isa_rank("amx"):
@@ -148,7 +148,7 @@ def to_numpy(t: torch.Tensor, dtype: str) -> np.ndarray:
 
 
 def strided(t: torch.Tensor) -> torch.Tensor:
-    """Torch's twin of `crosscheck.layouts.strided_view`: every other element of a larger buffer,
+    """Torch's twin of `crosscheck.core.layouts.strided_view`: every other element of a larger buffer,
     axes stored in reverse order, so that the tensor is not contiguous in any memory format."""
     shape = tuple(t.shape)
     big = t.new_zeros((*shape[::-1][:-1], 2 * shape[0]))
@@ -200,10 +200,10 @@ def backward_refusal(kind: str, dtype: str) -> str | None:
 @functools.cache
 def backward_sums(kind: str, dtype: str, device: str = "cpu") -> str | None:
     """The reason naming the known findings if torch keeps `kind`'s float16/bfloat16 sums in that type
-    (see crosscheck.backward.narrow_sum_errors), else None."""
+    (see crosscheck.core.adjoint.narrow_sum_errors), else None."""
     import torch
 
-    from crosscheck.accumulation import narrow_sum_errors, narrow_sum_finding
+    from crosscheck.backends.accumulation import narrow_sum_errors, narrow_sum_finding
 
     if device == "cuda" and not torch.cuda.is_available():
         return None  # nothing to measure: such a backend is unavailable (check_available says why)
@@ -222,7 +222,7 @@ def transposed_args(spec: ConvSpec) -> tuple[tuple[int, ...], tuple[int, ...], t
     longer at the end: with p = min(lo, hi), the crop starts at lo − p. Symmetric pads need no crop and
     pass crosscheck's output_padding (every value in [0, stride)) unchanged.
     """
-    from crosscheck.backward import output_padding
+    from crosscheck.core.adjoint import output_padding
 
     padding, extra, crop = [], [], []
     for n, (lo, hi), op in zip(spec.in_size, spec.pads, output_padding(spec)):
@@ -274,7 +274,7 @@ class TorchBackend(Backend):
         """The forward problems whose gradients / transposed convolution torch computes here."""
         real = [d for d in dtypes if d in FLOAT_DTYPES + INT_DTYPES]
         # float16 sums kept in float16 (backward_sums) are a known finding judged by its weaker contract
-        # inside its region (crosscheck.finding_regions), not a refusal: only what torch raises is left out.
+        # inside its region (crosscheck.core.finding_regions), not a refusal: only what torch raises is left out.
         refused = {d: why for d in real if (why := backward_refusal(kind, d))}
         unsupported = [(f"dtype {d}", why) for d, why in refused.items()]
         unsupported += [(f"dtype {d}", BACKWARD_COMPLEX_REASON) for d in dtypes if d not in real]
@@ -295,7 +295,7 @@ class TorchBackend(Backend):
         )
 
     def dispatch(self) -> dict[str, Any]:
-        from crosscheck.hardware import native_dispatch, torch_dispatch
+        from crosscheck.core.hardware import native_dispatch, torch_dispatch
 
         if self.device == "cuda":
             return native_dispatch("a CUDA device: the CPU's ISA does not choose its kernels")
@@ -350,7 +350,7 @@ class TorchBackend(Backend):
             torch.cuda.synchronize()  # surface asynchronous kernel errors here, not in a later call
         return to_numpy(y, spec.dtype)
 
-    # ---- which implementation ran (crosscheck.coverage) ------------------------------------------
+    # ---- which implementation ran (crosscheck.strategies.coverage) ------------------------------------------
 
     implementation_source = (
         "torch._C._select_conv_backend (torch's own choice: Slow2d, SlowDilated3d, Mkldnn, ...) and, for Mkldnn, "
@@ -390,7 +390,7 @@ class TorchBackend(Backend):
         if not chosen.startswith("Mkldnn") or not torch.backends.mkldnn.is_available():  # type: ignore[no-untyped-call]
             yield
             return
-        from crosscheck.hardware import held_output, parse_onednn_verbose, torch_dispatch
+        from crosscheck.core.hardware import held_output, parse_onednn_verbose, torch_dispatch
 
         torch_dispatch()  # oneDNN prints its ISA line once a process, to the first verbose call: keep it the probe
         with held_output(1) as verbose, torch.backends.mkldnn.verbose(torch.backends.mkldnn.VERBOSE_ON):  # type: ignore[no-untyped-call]

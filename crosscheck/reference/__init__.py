@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from crosscheck.problem import ConvProblem
+from crosscheck.core.problem import ConvProblem
 from crosscheck.reference.direct import direct
 from crosscheck.reference.elementwise import elementwise
 from crosscheck.reference.fft import fft

@@ -13,8 +13,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from crosscheck.dtypes import dtype_info
-from crosscheck.problem import ConvProblem
+from crosscheck.core.dtypes import dtype_info
+from crosscheck.core.problem import ConvProblem
 from crosscheck.reference.result import ReferenceResult
 
 Exact = tuple[Fraction, Fraction]  # (real, imaginary)

@@ -1,4 +1,4 @@
-"""The default reference: the element-wise-sum definition, vectorised over output positions.
+"""The element-wise-sum definition, vectorised over output positions (the plainest view; `gemm` is the default).
 
     y[n, o, m] = Σ_c Σ_u x_pad[n, g·Cg + c, m·stride + u·dilation] · w[o, c, u]
 
@@ -19,9 +19,9 @@ import math
 
 import numpy as np
 
-from crosscheck.bounds import F64_U, accumulation_factor, gamma
-from crosscheck.dtypes import dtype_info
-from crosscheck.problem import ConvProblem, ConvSpec
+from crosscheck.core.bounds import F64_U, accumulation_factor, gamma
+from crosscheck.core.dtypes import dtype_info
+from crosscheck.core.problem import ConvProblem, ConvSpec
 from crosscheck.reference.geometry import grouped_input, grouped_weight, kernel_offsets, ungroup, window
 from crosscheck.reference.result import ReferenceResult
 
@@ -127,7 +127,7 @@ def elementwise(problem: ConvProblem) -> ReferenceResult:
     if spec.dtype == "complex128":
         hi, lo = _complex_double_double(problem)
         # Each component is a compensated sum of 2K products: γ_{4K}(u)² times its own Σ|products|,
-        # and the two components' Σ|products| together are at most √2·M (see crosscheck.bounds).
+        # and the two components' Σ|products| together are at most √2·M (see crosscheck.core.bounds).
         bound = math.sqrt(2) * gamma(4 * spec.terms, F64_U) ** 2 * mag + 2.0**-1073
         return ReferenceResult(hi, lo, mag, bound, "elementwise")
     if info.is_complex:

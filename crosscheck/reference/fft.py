@@ -16,9 +16,9 @@ import math
 
 import numpy as np
 
-from crosscheck.bounds import F64_U, accumulation_factor, gamma, normwise_fft_factor
-from crosscheck.padding import effective_kernel
-from crosscheck.problem import ConvProblem
+from crosscheck.core.bounds import F64_U, accumulation_factor, gamma, normwise_fft_factor
+from crosscheck.core.padding import effective_kernel
+from crosscheck.core.problem import ConvProblem
 from crosscheck.reference.elementwise import magnitude
 from crosscheck.reference.geometry import grouped_input, grouped_weight, ungroup
 from crosscheck.reference.result import ReferenceResult

@@ -33,10 +33,10 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from crosscheck.bounds import F64_U, accumulation_factor, gamma
-from crosscheck.dtypes import dtype_info
-from crosscheck.padding import effective_kernel
-from crosscheck.problem import ConvProblem, ConvSpec
+from crosscheck.core.bounds import F64_U, accumulation_factor, gamma
+from crosscheck.core.dtypes import dtype_info
+from crosscheck.core.padding import effective_kernel
+from crosscheck.core.problem import ConvProblem, ConvSpec
 from crosscheck.reference.elementwise import elementwise, two_sum
 from crosscheck.reference.geometry import grouped_input, grouped_weight
 from crosscheck.reference.result import ReferenceResult

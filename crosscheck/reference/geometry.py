@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from crosscheck.problem import ConvSpec
+from crosscheck.core.problem import ConvSpec
 
 
 def work_dtype(a: np.ndarray) -> type:

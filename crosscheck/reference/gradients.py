@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from crosscheck.backward import input_gradient_terms, weight_gradient_terms
-from crosscheck.bounds import F64_U, gamma
-from crosscheck.dtypes import dtype_info
-from crosscheck.problem import ConvProblem, ConvSpec
+from crosscheck.core.adjoint import input_gradient_terms, weight_gradient_terms
+from crosscheck.core.bounds import F64_U, gamma, gamma_array
+from crosscheck.core.dtypes import dtype_info
+from crosscheck.core.problem import ConvProblem, ConvSpec
 from crosscheck.reference.elementwise import two_product, two_sum
 from crosscheck.reference.geometry import grouped_input, grouped_weight, kernel_offsets, ungroup, window
 from crosscheck.reference.result import ReferenceResult
@@ -66,13 +66,6 @@ def _input_gradient_dd(spec: ConvSpec, gg: np.ndarray, wg: np.ndarray) -> tuple[
             hi_view[...] = s
             lo_view += se + pe
     return two_sum(hi, lo)
-
-
-def gamma_array(terms: np.ndarray, u: float) -> np.ndarray:
-    """γ_K(u) for an array of term counts K (all far below 1/u here)."""
-    ku = np.asarray(terms, dtype=np.float64) * u
-    with np.errstate(divide="ignore"):
-        return np.asarray(np.where(ku < 1, ku / (1 - ku), np.inf), dtype=np.float64)
 
 
 def _bound(dtype: str, terms: np.ndarray, magnitude: np.ndarray) -> np.ndarray:

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from crosscheck.bounds import F64_U, accumulation_factor
-from crosscheck.problem import ConvProblem
+from crosscheck.core.bounds import F64_U, accumulation_factor
+from crosscheck.core.problem import ConvProblem
 from crosscheck.reference.gemm import canonical, columns, filters, magnitude_product
 from crosscheck.reference.geometry import work_dtype
 from crosscheck.reference.result import ReferenceResult
@@ -23,7 +23,7 @@ def im2col(problem: ConvProblem) -> ReferenceResult:
         magnitude = magnitude * (1 + 4 * F64_U)  # np.abs of complex128 is within an ulp
     magnitude = canonical(spec, magnitude)
     # A float64 dot product of K terms: |error| ≤ γ_K(u)·|x|ᵀ|w| (Higham §3.1), products included;
-    # complex: the any-order complex bound (crosscheck.bounds).
+    # complex: the any-order complex bound (crosscheck.core.bounds).
     method = "conventional" if np.iscomplexobj(cols) else None
     bound = accumulation_factor(spec.terms, F64_U, complex_method=method) * magnitude
     return ReferenceResult(canonical(spec, np.matmul(rows, cols)), None, magnitude, bound, "im2col")

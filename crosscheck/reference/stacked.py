@@ -22,9 +22,9 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from crosscheck.bounds import F64_U, gamma
-from crosscheck.padding import effective_kernel
-from crosscheck.problem import ConvProblem, ConvSpec
+from crosscheck.core.bounds import F64_U, gamma
+from crosscheck.core.padding import effective_kernel
+from crosscheck.core.problem import ConvProblem, ConvSpec
 from crosscheck.reference.geometry import grouped_input
 
 

@@ -7,7 +7,7 @@ position that tap read in the forward pass; products that land on the padding ar
 exactly the input gradient of the forward convolution, so it is computed by the same code (see
 `crosscheck.reference.gradients`); its term count K per element and magnitude M are the same too.
 The output size, and the `output_padding` frameworks need to reach it, follow from the forward
-geometry (`crosscheck.backward.output_padding`).
+geometry (`crosscheck.core.adjoint.output_padding`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from crosscheck.problem import ConvProblem
+from crosscheck.core.problem import ConvProblem
 from crosscheck.reference.gradients import input_gradient
 from crosscheck.reference.result import ReferenceResult
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from crosscheck.report.model import Dist
-from crosscheck.stats import HIST_HI, HIST_LO, hist_edges
+from crosscheck.run.stats import HIST_HI, HIST_LO, hist_edges
 
 # Colour-blind-safe (Okabe–Ito, then Tol's muted), fixed per backend so every chart agrees.
 PALETTE = (

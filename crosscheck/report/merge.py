@@ -22,9 +22,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import PurePath
 from typing import Any
 
-from crosscheck import coverage
-from crosscheck.errors import CrosscheckError
-from crosscheck.record import SCHEMA_VERSION, summarize
+from crosscheck.core.errors import CrosscheckError
+from crosscheck.run.record import SCHEMA_VERSION, summarize
+from crosscheck.strategies import coverage
 
 # Worst first: a failure in any shard makes the merged result fail.
 STATUS_ORDER = ("failed", "error", "interrupted", "passed", "expected_failure", "skipped", "unsupported")
@@ -171,7 +171,7 @@ def _merge_backends(shards: list[tuple[str, dict[str, Any]]]) -> list[dict[str, 
 
 
 def _merge_coverage(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Each backend's feature-combination coverage (crosscheck.coverage), united over the shards that split its
+    """Each backend's feature-combination coverage (strategies.coverage), united over the shards that split its
     properties (a shard's record lists the combinations it covered)."""
     parts: dict[str, list[dict[str, Any]]] = {}
     for r in records:

@@ -11,10 +11,10 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
-from crosscheck.diagnosis import diagnose
-from crosscheck.dtypes import COMPLEX_DTYPES, FLOAT_DTYPES, INT_DTYPES
-from crosscheck.record import FAILING_OUTCOMES
-from crosscheck.stats import HIST_BINS
+from crosscheck.core.dtypes import COMPLEX_DTYPES, FLOAT_DTYPES, INT_DTYPES
+from crosscheck.run.diagnosis import diagnose
+from crosscheck.run.record import FAILING_OUTCOMES
+from crosscheck.run.stats import HIST_BINS
 
 DTYPE_ORDER = FLOAT_DTYPES + INT_DTYPES + COMPLEX_DTYPES
 # The dtypes whose error-to-bound ratios are charted (integers are always exact).
@@ -112,7 +112,7 @@ class FailureView:
     shard: str | None
     anchor: str
     kind: str = "mismatch"  # mismatch | exception | crash | hang | stale | flaky (records before isolation: mismatch)
-    triage: str = "new discrepancy"  # new discrepancy | stale finding | crash | hang (crosscheck.runner.triage)
+    triage: str = "new discrepancy"  # new discrepancy | stale finding | crash | hang (crosscheck.run.runner.triage)
 
     # Other properties whose failure has the same diagnosis on the same backend (`group_root_causes`).
     also: list[str] = field(default_factory=list)
@@ -281,7 +281,7 @@ def _spec_rows(spec: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def _describe(problem: dict[str, Any]) -> str:
-    from crosscheck.problem import ConvSpec
+    from crosscheck.core.problem import ConvSpec
 
     try:
         text = ConvSpec.from_dict(problem["spec"]).describe()
@@ -371,7 +371,7 @@ class KnownFinding:
     id: str
     explanation: str
     observed: str
-    outcome: str  # crosscheck.record.FINDING_OUTCOMES (older records: reproduced | no longer reproduces | pinned)
+    outcome: str  # crosscheck.run.record.FINDING_OUTCOMES (older records: reproduced | no longer reproduces | pinned)
     stale: bool  # an outcome that fails the run (stale, beyond its contract, fails differently)
     message: str
     reproducer: str

@@ -10,10 +10,10 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from crosscheck.outputs import write_atomic
 from crosscheck.report import model, semantics
 from crosscheck.report.charts import PALETTE, colour, distribution_charts
 from crosscheck.report.merge import incomplete_note, merge_records
+from crosscheck.run.outputs import write_atomic
 
 if TYPE_CHECKING:
     from jinja2 import Environment
@@ -102,7 +102,7 @@ def _coverage(record: dict[str, Any]) -> tuple[list[str], list[tuple[str, list[i
 def build_context(record: dict[str, Any]) -> dict[str, Any]:
     from markupsafe import Markup
 
-    from crosscheck.explain import seed_example
+    from crosscheck.report.seed import seed_example
 
     view = record if record.get("shards") else merge_records([record], ["crosscheck.json"])
     order = [b["name"] for b in view["backends"]]

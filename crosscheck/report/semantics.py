@@ -1,6 +1,6 @@
 """The report's semantics section: the seed's example and the frameworks' padding conventions.
 
-The conventions table is documentation (DESIGN §4, measured here); the per-backend verdicts next
+The conventions table is documentation (docs/semantics.md, measured here); the per-backend verdicts next
 to it come from the record.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from crosscheck.padding import resolve_padding
+from crosscheck.core.padding import resolve_padding
 
 
 @dataclass(frozen=True)

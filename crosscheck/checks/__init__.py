@@ -1,0 +1,1 @@
+"""The checks: a result held against the reference under the error model, and the failure message."""

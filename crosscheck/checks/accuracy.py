@@ -1,0 +1,195 @@
+"""Accuracy models: which error bound a convolution is judged by (docs/accuracy.md derives each).
+
+- ``elementwise`` (the default, core.bounds): every output element within u_out·|y| + γ_K(u_acc)·M of the exact
+  value, M = |x| ⋆ |w|. Direct loops, im2col + GEMM and every summation order meet it.
+- ``normwise``: the bound of an FFT-based correlation (Higham, Theorem 24.2), per output channel from the norms
+  of the whole input channel and filter (`crosscheck.reference.fft.normwise_bound`, the one formula the SciPy
+  FFT backend is judged by too). A zero element next to large ones may be off by the noise of its neighbours.
+- ``winograd``: the bound of a Winograd / Toom-Cook algorithm F(m, r) (Lavin & Gray 2016) built on the usual
+  interpolation points 0, ±1, ±2, ±1/2, … and ∞, for the output tile sizes m in `WINOGRAD_TILES` (``winograd``
+  covers each of them; ``winograd:M`` one), with r the (dilated) kernel size along each axis. Each element is
+  within u_out·|y| + γ_k(u_acc)·W, W the magnitude the transforms carry (|Aᵀ|((|G||g|) ⊙ (|Bᵀ||d|)) for the
+  tile that holds the element, maximised over where the tiles start), or within the element-wise bound (a
+  kernel that runs other shapes directly).
+
+`bound(problem, ref, u_acc, model, ...)` in crosscheck.checks.forward applies them; this module holds the parts
+that are not the element-wise bound.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+from fractions import Fraction
+
+import numpy as np
+
+from crosscheck.core.bounds import F64_U, gamma
+from crosscheck.core.padding import effective_kernel
+from crosscheck.core.problem import ConvProblem
+
+MODELS = ("elementwise", "normwise", "winograd")
+WINOGRAD_TILES = (2, 4, 6)
+# What a user may pass: the models, and the Winograd model for one output tile size.
+CHOICES = (*MODELS, *(f"winograd:{m}" for m in WINOGRAD_TILES))
+DESCRIPTIONS = {
+    "elementwise": "every element within u·|y| + γ_K·(|x| ⋆ |w|) (direct sums, im2col + GEMM)",
+    "normwise": "the FFT bound: each output channel within its norms' error (Higham, Theorem 24.2)",
+    "winograd": f"the Winograd F(m, r) bound with its transform constants, m in {', '.join(map(str, WINOGRAD_TILES))}",
+}
+
+
+def parse(model: str) -> str:
+    """`model` if it names an accuracy model (see CHOICES), else ValueError with the choices."""
+    if model not in CHOICES:
+        raise ValueError(f"accuracy model {model!r}: expected one of {', '.join(CHOICES)}")
+    return model
+
+
+def family(model: str) -> str:
+    """'winograd:4' -> 'winograd'."""
+    return model.partition(":")[0]
+
+
+def describe(model: str) -> str:
+    base = family(model)
+    text = DESCRIPTIONS[base]
+    if base == "winograd" and ":" in model:
+        text = text.rsplit(",", 1)[0] + f", m = {model.partition(':')[2]}"
+    return text
+
+
+def winograd_tiles(model: str) -> tuple[int, ...]:
+    _, sep, m = model.partition(":")
+    return (int(m),) if sep else WINOGRAD_TILES
+
+
+# ------------------------------------------------------------------------------------- Winograd F(m, r)
+
+
+def interpolation_points(count: int) -> list[Fraction]:
+    """The first `count` finite points of the usual sequence 0, 1, −1, 2, −2, 1/2, −1/2, 3, −3, 1/3, −1/3, …"""
+    points = [Fraction(0)]
+    k = 1
+    while len(points) < count:
+        for p in (Fraction(k), Fraction(-k), Fraction(1, k), Fraction(-1, k)) if k > 1 else (Fraction(1), Fraction(-1)):
+            if p not in points:
+                points.append(p)
+        k += 1
+    return points[:count]
+
+
+def _vandermonde(points: list[Fraction], cols: int) -> list[list[Fraction]]:
+    """Rows [1, p, p², …] for each finite point, and the point at infinity's row e_{cols−1} (the leading term)."""
+    rows = [[p**j for j in range(cols)] for p in points]
+    rows.append([Fraction(int(j == cols - 1)) for j in range(cols)])
+    return rows
+
+
+def _inverse(a: list[list[Fraction]]) -> list[list[Fraction]]:
+    """Exact Gauss-Jordan inverse of a nonsingular square matrix of fractions."""
+    n = len(a)
+    aug = [row[:] + [Fraction(int(i == j)) for j in range(n)] for i, row in enumerate(a)]
+    for col in range(n):
+        pivot = next(r for r in range(col, n) if aug[r][col] != 0)
+        aug[col], aug[pivot] = aug[pivot], aug[col]
+        head = aug[col][col]
+        aug[col] = [v / head for v in aug[col]]
+        for r in range(n):
+            if r != col and aug[r][col] != 0:
+                f = aug[r][col]
+                aug[r] = [v - f * c for v, c in zip(aug[r], aug[col])]
+    return [row[n:] for row in aug]
+
+
+@functools.cache
+def toom_cook(m: int, r: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(Aᵀ, G, Bᵀ) of Winograd's minimal filtering F(m, r): y = Aᵀ[(G·g) ⊙ (Bᵀ·d)] for a tile d of
+    n = m + r − 1 inputs and a filter g of r taps gives the m correlation outputs y_i = Σ_k d_{i+k}·g_k.
+
+    Built from the Toom-Cook convolution s = V⁻¹[(V_r·g) ⊙ (V_m·h)] on the points `interpolation_points(n − 1)`
+    and ∞ (V_k: the Vandermonde rows truncated to k columns), transposed in h: Aᵀ = V_mᵀ, G = V_r, Bᵀ = V⁻ᵀ.
+    Lavin & Gray's matrices for F(2, 3) and F(4, 3) are these up to a scaling of the rows of G (and of the
+    columns of Aᵀ, or rows of Bᵀ) that leaves |Aᵀ|((|G||g|) ⊙ (|Bᵀ||d|)), all the bound needs, unchanged.
+    """
+    n = m + r - 1
+    points = interpolation_points(n - 1)
+    v = _vandermonde(points, n)
+    v_inv = _inverse(v)
+    a_t = np.array([[float(row[i]) for row in _vandermonde(points, m)] for i in range(m)])
+    g = np.array([[float(x) for x in row] for row in _vandermonde(points, r)])
+    b_t = np.array([[float(v_inv[j][i]) for j in range(n)] for i in range(n)])
+    return a_t, g, b_t
+
+
+def winograd_depth(spec_kernel: tuple[int, ...], channels: int, m: int) -> int:
+    """k with |ŷ − y| ≤ γ_k(u)·W: per axis, G's r-term sums (r − 1 additions, one product with a constant, the
+    constant's own rounding: r + 1), Bᵀ's and Aᵀ's n-term sums (n + 1 each), and the channel sum of the
+    transformed products, a dot product of C terms (γ_C)."""
+    return sum(r + 1 + 2 * (m + r - 1 + 1) for r in spec_kernel) + channels
+
+
+def winograd_magnitude(problem: ConvProblem, m: int) -> np.ndarray:
+    """W per output element: the largest |Aᵀ|((|G||g|) ⊙ (|Bᵀ||d|)) summed over the input channels, over every
+    position the element can take in an m-sized output tile (so, over every tiling)."""
+    spec = problem.spec
+    rank = spec.rank
+    eff = tuple(effective_kernel(k, d) for k, d in zip(spec.kernel, spec.dilation))
+    # The dilated kernel as a dense one: Winograd on it (then striding) computes exactly the same sums.
+    g = np.zeros((*spec.w_shape[:2], *eff))
+    g[(slice(None), slice(None), *(slice(None, None, d) for d in spec.dilation))] = np.abs(problem.w.astype(np.float64))
+    h = g
+    per_axis = []
+    for axis, r in enumerate(eff):
+        a_t, g_m, b_t = (np.abs(t) for t in toom_cook(m, r))
+        h = np.moveaxis(np.tensordot(h, g_m, axes=([2 + axis], [1])), -1, 2 + axis)  # |G||g| along this axis
+        per_axis.append(np.einsum("ij,jl->ijl", a_t, b_t))  # (m, n, n): |Aᵀ|_ij·|Bᵀ|_jl
+    # Contract each transformed axis j_d with |Aᵀ|_ij·|Bᵀ|_jl, the weight of input l of a tile for its output i:
+    # the axis becomes the pair (i, l), so that kernels is (O, Cg, i_1, l_1, i_2, l_2, …).
+    kernels = h
+    for axis, weights in enumerate(per_axis):
+        at = 2 + 2 * axis
+        moved = np.tensordot(kernels, weights, axes=([at], [1]))  # (…, i, l) at the end
+        kernels = np.moveaxis(moved, (-2, -1), (at, at + 1))
+    n = [m + r - 1 for r in eff]
+    width = [nd + m - 1 for nd in n]
+    combined = np.zeros((*spec.w_shape[:2], *width))
+    for tile in itertools.product(range(m), repeat=rank):
+        index: list[slice | int] = [slice(None), slice(None)]
+        for i in tile:
+            index += [i, slice(None)]
+        # Output i of a tile reads inputs l of it, i.e. offset l − i from the output: place at (m − 1) − i.
+        where = (slice(None), slice(None), *(slice(m - 1 - i, m - 1 - i + nd) for i, nd in zip(tile, n)))
+        np.maximum(combined[where], kernels[tuple(index)], out=combined[where])
+    # W[p] = Σ_c Σ_q |x|[p·s + q − (m − 1)]·combined[q]: a correlation with the wider kernel, the input padded
+    # by m − 1 more on each side; all terms are non-negative, so one BLAS contraction is accurate to γ_K.
+    pads = [(0, 0), (0, 0), *((lo + m - 1, hi + m - 1) for lo, hi in spec.pads)]
+    xg = np.pad(np.abs(problem.x.astype(np.float64)), pads)
+    xg = xg.reshape(xg.shape[0], spec.groups, -1, *xg.shape[2:])  # (N, G, Cg, *padded)
+    windows = np.lib.stride_tricks.sliding_window_view(xg, width, axis=tuple(range(3, 3 + rank)))
+    windows = windows[(slice(None),) * 3 + tuple(slice(None, None, s) for s in spec.stride)]
+    kg = combined.reshape(spec.groups, -1, *combined.shape[1:])  # (G, Og, Cg, *width)
+    axes = [1, *range(2 + rank, 2 + 2 * rank)]  # of windows[:, g]: (N, Cg, *out, *width)
+    w_mag = np.stack(
+        [np.tensordot(windows[:, g], kg[g], axes=(axes, [1, *range(2, 2 + rank)])) for g in range(spec.groups)],
+        axis=1,
+    )  # (N, G, *out, Og)
+    w_mag = np.moveaxis(w_mag, -1, 2).reshape(spec.y_shape)
+    terms = combined.shape[1] * math.prod(width)
+    return np.asarray(w_mag * (1 + gamma(terms + 1, F64_U)))
+
+
+def winograd_error(problem: ConvProblem, u: float, model: str = "winograd") -> np.ndarray:
+    """φ per output element with |ŝ − y| ≤ φ for a Winograd F(m, r) computed in precision u, before the result
+    is rounded to the output dtype: γ_k(u)·W maximised over the tile sizes of `model`."""
+    spec = problem.spec
+    if np.iscomplexobj(problem.x):
+        raise ValueError("the winograd accuracy model covers real dtypes only")
+    eff = tuple(effective_kernel(k, d) for k, d in zip(spec.kernel, spec.dilation))
+    channels = spec.in_channels // spec.groups
+    out = np.zeros(spec.y_shape)
+    for m in winograd_tiles(model):
+        k = winograd_depth(eff, channels, m)
+        np.maximum(out, gamma(k, u) * winograd_magnitude(problem, m), out=out)
+    return out * (1 + 8 * F64_U)

@@ -1,0 +1,1 @@
+"""The run engine: runner, session, pairwise, findings, records, shards, profiles."""

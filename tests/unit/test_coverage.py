@@ -1,0 +1,192 @@
+"""Feature-combination coverage (strategies.coverage): problems built for a row carry the row's features, a run
+covers every buildable pair, and the guided search catches wrong results planted where free draws rarely go."""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+
+import numpy as np
+import pytest
+
+from crosscheck.backends.base import Capabilities
+from crosscheck.backends.numpy_backend import NumpyBackend
+from crosscheck.core.problem import ConvProblem, ConvSpec
+from crosscheck.properties import PROPERTIES
+from crosscheck.run.session import RunOptions, run_backends
+from crosscheck.strategies.coverage import FEATURES, Guide, RandomChooser, build, classify, domain
+
+
+def test_classify_reads_the_size_relations_in_the_width_dimension() -> None:
+    spec = ConvSpec(
+        batch=2, in_channels=32, out_channels=4, in_size=(6, 3), kernel=(1, 3), dilation=(1, 2),
+        padding=((0, 0), (2, 2)), groups=2,
+    )  # fmt: skip
+    labels = classify(spec)
+    assert labels["groups"] == "grouped" and labels["channels"] == ">=16" and labels["block16"] == "yes"
+    assert labels["window"] == "wider" and labels["width_parity"] == "odd" and labels["dilation"] == ">1"
+    assert labels["out_width"] == "<=14" and labels["batch"] == ">1" and labels["padding"] == "explicit"
+    depthwise = classify(spec.with_(in_channels=16, out_channels=16, groups=16))
+    assert depthwise["groups"] == "depthwise" and depthwise["channels"] == "1" and depthwise["block16"] == "yes"
+
+
+def test_a_built_problem_has_every_feature_its_row_asks_for() -> None:
+    caps = Capabilities(layouts=("channels_first", "channels_last"))
+    dom = domain(caps)
+    rng = random.Random(0)
+    built = 0
+    for _ in range(300):
+        row = {f: rng.choice(dom[f]) for f in rng.sample(FEATURES, 4)}
+        spec = build(RandomChooser(rng), caps, row)
+        if spec is not None:
+            built += 1
+            assert all(classify(spec)[f] == v for f, v in row.items()), (row, spec.describe())
+    assert built > 60  # some rows ask for the impossible (a depthwise problem with 2-15 channels a group)
+
+
+def test_impossible_combinations_are_not_counted() -> None:
+    pairs = Guide("numpy", NumpyBackend().capabilities()).buildable()[2]
+    assert (("padding", "VALID"), ("window", "wider")) not in pairs  # VALID cannot pad up to a wider window
+    assert (("groups", "depthwise"), ("channels", "2-15")) not in pairs  # one channel a group, by definition
+    assert (("groups", "grouped"), ("channels", ">=16")) in pairs
+
+
+def test_the_plan_covers_every_pair_it_can() -> None:
+    guide = Guide("numpy", NumpyBackend().capabilities())
+    rows = guide.plan(guide.caps)
+    for row in rows:
+        spec = build(RandomChooser(random.Random(1)), guide.caps, {f: v for f, v in row.items() if f in FEATURES})
+        if spec is not None:
+            guide.observe(spec)
+    assert len(rows) <= 40
+    assert guide.to_dict()["pairs"]["ratio"] > 0.9
+
+
+class RareCombination(NumpyBackend):
+    """Wrong only for grouped 2-D problems more than 14 outputs wide (free draws stop 2-D outputs at 10)."""
+
+    name = "rare-combination"
+
+    def run(self, problem: ConvProblem) -> np.ndarray:
+        y = np.array(super().run(problem))
+        s = problem.spec
+        if s.rank == 2 and 1 < s.groups < s.in_channels and s.out_size[-1] > 14 and y.size:
+            y.flat[0] += 1
+        return y
+
+
+class WideChannels(NumpyBackend):
+    """Wrong only with 32 input channels or more, where oneDNN's kernels block channels (free draws stop at 16)."""
+
+    name = "wide-channels"
+
+    def run(self, problem: ConvProblem) -> np.ndarray:
+        y = np.array(super().run(problem))
+        if problem.spec.in_channels >= 32 and y.size:
+            y.flat[0] += 1
+        return y
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("backend", [RareCombination, WideChannels])
+def test_a_default_run_catches_a_wrong_result_in_a_rare_region(backend: type[NumpyBackend], seed: int) -> None:
+    record = run_backends([backend()], [], list(PROPERTIES), RunOptions(seed=seed, profile="dev", pairwise=False))
+    failed = [r["property"] for r in record["results"] if r["status"] == "failed"]
+    assert failed, f"{backend.name}: seed {seed} missed it in {sum(r['examples'] for r in record['results'])} examples"
+    cov = record["coverage"][backend.name]
+    assert cov["pairs"]["total"] > 500 and cov["triples"]["total"] > 5000
+
+
+def test_a_guide_scores_an_implementation_higher_the_rarer_it_was() -> None:
+    guide = Guide("x", Capabilities())
+    assert guide.ran(["torch:Slow2d"]) == 1.0
+    assert guide.ran(["torch:Slow2d"]) == 0.5
+    assert guide.ran(["torch:Slow2d", "torch:Mkldnn"]) == pytest.approx(1 / 3 + 1)
+    assert guide.to_dict()["implementations"]["counts"] == {"torch:Slow2d": 3, "torch:Mkldnn": 1}
+
+
+def test_torch_names_the_implementation_each_call_ran() -> None:
+    pytest.importorskip("torch")
+    from crosscheck.backends.registry import get_backend
+    from crosscheck.core.values import make_problem
+
+    backend = get_backend("torch")
+    backend.implementations()
+    backend.run(make_problem(ConvSpec(1, 2, 3, (6, 6), (3, 3), dtype="float64"), seed=1))
+    assert backend.implementations() == ["torch:Slow2d"]
+    assert backend.implementations() == []  # each call's names are reported once
+    backend.run(make_problem(ConvSpec(1, 2, 3, (9, 9), (3, 3), dilation=(2, 2), dtype="float64"), seed=1))
+    assert backend.implementations() == ["torch:SlowDilated2d"]
+    backend.run(make_problem(ConvSpec(1, 16, 16, (8, 8), (3, 3), dtype="bfloat16"), seed=1))
+    names = backend.implementations()
+    # bfloat16 goes to oneDNN where torch has it; oneDNN's verbose mode then names its own implementation.
+    assert names[0] in ("torch:Mkldnn", "torch:Slow2d")
+    if names[0] == "torch:Mkldnn":
+        assert any(n.startswith("onednn:") for n in names[1:]), names
+
+
+def test_a_run_records_the_implementations_a_backend_reached() -> None:
+    pytest.importorskip("torch")
+    from crosscheck.run.session import load_backend
+
+    backend = load_backend("torch", isolation=True, timeout=120)
+    try:
+        record = run_backends([backend], [], ["matches_reference"], RunOptions(max_examples=20, pairwise=False))
+    finally:
+        backend.close()  # type: ignore[attr-defined]
+    impl = record["coverage"]["torch"]["implementations"]
+    assert "_select_conv_backend" in impl["source"]
+    assert sum(n for name, n in impl["counts"].items() if name.startswith("torch:")) == 20, impl
+
+
+def test_tensorflow_names_its_onednn_implementations_in_a_run_worker(capfd: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("tensorflow")
+    from crosscheck.backends.tensorflow_backend import NOT_ONEDNN
+    from crosscheck.core.values import make_problem
+    from crosscheck.run.session import load_backend
+
+    backend = load_backend("tensorflow", isolation=True, timeout=120)
+    try:
+        assert "ONEDNN_VERBOSE" in backend.implementation_source
+        backend.implementations()
+        backend.run(make_problem(ConvSpec(1, 2, 3, (6, 6), (3, 3), dtype="float64", layout="channels_last"), seed=1))
+        assert backend.implementations() == [NOT_ONEDNN]  # float64 convolutions are Eigen's (DESIGN §4)
+        assert backend.implementations() == []  # each call's names are reported once
+        backend.run(make_problem(ConvSpec(1, 16, 16, (8, 8), (3, 3), dtype="float32", layout="channels_last"), seed=1))
+        names = backend.implementations()
+        # float32 runs on oneDNN where TensorFlow turns it on (x86 Linux, unless TF_ENABLE_ONEDNN_OPTS=0).
+        onednn = platform.machine() in ("x86_64", "AMD64") and os.environ.get("TF_ENABLE_ONEDNN_OPTS") != "0"
+        assert len(names) == 1 and names[0].startswith("onednn:") if onednn else names == [NOT_ONEDNN], names
+        record = run_backends([backend], [], ["matches_reference"], RunOptions(max_examples=12, pairwise=False))
+    finally:
+        backend.close()  # type: ignore[attr-defined]
+    counts = record["coverage"]["tensorflow"]["implementations"]["counts"]
+    assert counts and all(n.startswith("onednn:") or n == NOT_ONEDNN for n in counts), counts
+    assert "onednn_verbose" not in "".join(capfd.readouterr())  # oneDNN's lines never reach the terminal
+
+
+def test_shards_coverage_is_united_and_older_records_are_kept_apart() -> None:
+    from crosscheck.strategies.coverage import union
+
+    def entry(examples: int, pairs: list[str], triples: list[str], uncovered: list[str]) -> dict[str, object]:
+        return {
+            "examples": examples,
+            "guided_draws": examples,
+            "features": {"dtype": {"float32": examples}},
+            "pairs": {"covered": len(pairs), "total": 3, "combinations": pairs, "uncovered": uncovered, "refused": {}},
+            "triples": {"covered": len(triples), "total": 2, "combinations": triples},
+            "implementations": {"source": "s", "counts": {"a": examples}},
+        }
+
+    a = entry(2, ["p1", "p2"], ["t1"], ["p3"])
+    b = entry(3, ["p2", "p3"], ["t1"], ["p1"])
+    united = union([a, b])
+    assert united["pairs"]["covered"] == 3 and united["pairs"]["ratio"] == 1.0 and united["pairs"]["uncovered"] == []
+    assert united["triples"]["covered"] == 1 and united["examples"] == 5
+    assert united["features"] == {"dtype": {"float32": 5}} and united["implementations"]["counts"] == {"a": 5}
+    older = [{k: v for k, v in e.items()} for e in (a, b)]
+    for e in older:
+        e["pairs"] = {k: v for k, v in e["pairs"].items() if k != "combinations"}  # type: ignore[attr-defined]
+    kept = union(older)
+    assert kept["partial"] and kept["examples"] == 3

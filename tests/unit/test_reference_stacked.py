@@ -1,0 +1,156 @@
+"""The default reference's batch-major fast paths (crosscheck.reference.stacked and gemm._stacked_float64) against the
+exact oracle: the stacked im2col is the im2col matrix bit for bit, every slice level's GEMM is exact, and each float64
+path (one slice plus a rounded tail; s slice levels; the per-column slices) stays within its own bound, which stays
+within its share of the float64 bound it judges, on random and adversarial values."""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from crosscheck import ConvProblem, ConvSpec, make_problem
+from crosscheck.core.bounds import F64_U, gamma
+from crosscheck.reference import ReferenceResult, direct, reference
+from crosscheck.reference.geometry import grouped_input
+from crosscheck.reference.stacked import stacked_columns
+from crosscheck.strategies import conv_problems
+
+# The package re-exports the function `gemm` under the module's name: reach the module itself.
+gemm_module = importlib.import_module("crosscheck.reference.gemm")
+
+small_float64 = conv_problems(max_macs=3_000, dtypes=["float64"])
+
+
+def _assert_within(problem: ConvProblem, r: ReferenceResult, exact: ReferenceResult | None = None) -> None:
+    exact = exact if exact is not None else direct(problem)
+    assert r.low is not None and exact.low is not None
+    err = np.abs((r.value - exact.value) + (r.low - exact.low))
+    assert np.all(err <= r.error_bound), float(np.max(err - r.error_bound))
+    judged = gamma(problem.spec.terms, F64_U) * exact.magnitude
+    assert np.all(r.error_bound <= gemm_module.ACCURACY_SHARE * judged * (1 + 2.0**-20) + 2.0**-1074)
+    np.testing.assert_allclose(r.magnitude, exact.magnitude, rtol=1e-9)
+
+
+@given(conv_problems(max_macs=3_000, dtypes=["float64", "float32"]))
+def test_stacked_columns_are_the_im2col_matrix_bit_for_bit(problem: ConvProblem) -> None:
+    spec = problem.spec
+    xg = grouped_input(problem.x, spec, np.float64)
+    stacked = stacked_columns([xg, -xg], spec)  # (N, G, 2K, P)
+    flat = gemm_module.columns(problem, np.float64)  # (G, K, N·P)
+    k = spec.terms
+    for part, sign in ((stacked[:, :, :k], 1.0), (stacked[:, :, k:], -1.0)):
+        regrouped = np.moveaxis(part, 0, 2).reshape(spec.groups, k, -1)
+        np.testing.assert_array_equal(regrouped, sign * flat)
+
+
+@settings(max_examples=40)
+@given(conv_problems(max_macs=3_000, dtypes=["float64"], values=["uniform", "sparse"]), st.integers(3, 5))
+def test_every_slice_level_is_an_exact_integer_sum(problem: ConvProblem, count: int) -> None:
+    spec = problem.spec
+    k = spec.terms
+    bits = gemm_module.slice_bits(count * k)
+    a = gemm_module.filters(problem, np.float64)
+    xg = grouped_input(problem.x, spec, np.float64)
+    ea = np.asarray(np.frexp(np.max(np.abs(a), axis=2, keepdims=True))[1], dtype=np.float64)
+    ex = np.asarray(np.frexp(np.max(np.abs(xg).reshape(spec.batch, spec.groups, -1), axis=2))[1], dtype=np.float64)
+    ex = ex[(slice(None), slice(None)) + (None,) * (xg.ndim - 2)]
+    a_slices, _ = gemm_module.split(a, 2, bits, count, ea)
+    x_slices, _ = gemm_module.split(xg, 2, bits, count, ex)
+    b = stacked_columns(x_slices, spec)
+    for level in range(1, count + 1):
+        a_level = np.concatenate(a_slices[level - 1 :: -1], axis=2)
+        got = np.matmul(a_level, b[:, :, : level * k])
+        # The same sum in integers: slice i of a is a multiple of 2^(e − i·b), so a_i·2^(i·b − e) is an integer.
+        ints_a = np.concatenate(
+            [np.ldexp(a_slices[i - 1], (i * bits - ea).astype(np.int64)) for i in range(level, 0, -1)], axis=2
+        )
+        ints_x = [np.ldexp(x_slices[j - 1], (j * bits - ex).astype(np.int64)) for j in range(1, level + 1)]
+        ints_b = stacked_columns(ints_x, spec)
+        assert np.all(np.mod(ints_a, 1) == 0) and np.all(np.mod(ints_b, 1) == 0)
+        exact = np.matmul(ints_a.astype(np.int64), ints_b.astype(np.int64))  # |Σ| ≤ level·K·2^(2b) ≤ 2^53
+        quantum_shift = (ea[None] + ex.reshape(spec.batch, spec.groups, 1, 1) - (level + 1) * bits).astype(np.int64)
+        np.testing.assert_array_equal(got, np.ldexp(exact.astype(np.float64), quantum_shift))
+
+
+@settings(max_examples=30)
+@given(small_float64)
+def test_default_float64_reference_within_its_share(problem: ConvProblem) -> None:
+    _assert_within(problem, reference(problem))
+
+
+@pytest.mark.parametrize("path", ["tail", "levels"])
+@settings(max_examples=30)
+@given(problem=small_float64)
+def test_each_stacked_path_within_its_share(path: str, problem: ConvProblem) -> None:
+    r = gemm_module._stacked_float64(problem, tail=path == "tail")
+    if r is not None:
+        _assert_within(problem, r)
+
+
+def _realistic(dtype: str, seed: int, **kw: object) -> ConvProblem:
+    spec = ConvSpec(1, 16, 8, (7, 6), (3, 3), padding=((1, 1), (1, 1)), dtype=dtype, **kw)  # type: ignore[arg-type]
+    return make_problem(spec, seed)
+
+
+@pytest.mark.parametrize("levels", [False, True])
+def test_the_fast_paths_are_taken_on_ordinary_values(levels: bool) -> None:
+    # Uniform values and 16 channels: every element's M is far above its image's scale·K·2^(11−b).
+    for seed in range(3):
+        problem = _realistic("float64", seed)
+        r = gemm_module._stacked_float64(problem, tail=not levels)
+        assert r is not None
+        _assert_within(problem, r)
+
+
+@pytest.mark.parametrize("scale_exp", [-300, -30, 0, 30, 300, -600, 600])
+def test_adversarial_float64_values(scale_exp: int) -> None:
+    rng = np.random.default_rng(scale_exp & 0xFFFF)
+    p = _realistic("float64", 7, groups=2)
+    # Magnitudes over a wide range inside each row, scaled towards either end of float64.
+    x = p.x * np.ldexp(1.0, rng.integers(-20, 20, size=p.x.shape) + scale_exp)
+    w = p.w * np.ldexp(1.0, rng.integers(-20, 20, size=p.w.shape))
+    # Cancellation: input channels 4-7 repeat 0-3 (group 0), and output channel 0's filter negates them there, so
+    # its sums cancel to exact zeros.
+    x[:, 4:8] = x[:, 0:4]
+    w[0, 4:8] = -w[0, 0:4]
+    problem = ConvProblem(p.spec, x, w)
+    exact = direct(problem)
+    assert exact.low is not None and np.all(exact.value[:, 0] == 0) and np.all(exact.low[:, 0] == 0)
+    _assert_within(problem, reference(problem), exact)
+    stacked = gemm_module._stacked_float64(problem)
+    if stacked is not None:
+        _assert_within(problem, stacked, exact)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+@pytest.mark.parametrize("kind", ["exact", "uniform"])
+def test_narrow_problems_match_the_oracle(dtype: str, kind: str) -> None:
+    for kw in ({}, {"groups": 16}, {"dilation": (2, 1)}):
+        spec = ConvSpec(2, 16, 16, (7, 6), (3, 3), padding=((2, 2), (1, 1)), dtype=dtype, **kw)
+        problem = make_problem(spec, 3, kind)
+        exact, r = direct(problem), reference(problem)
+        assert r.method == "gemm"
+        err = np.abs(r.value - exact.approx)
+        assert np.all(err <= r.error_bound)
+        assert np.all(r.magnitude >= exact.magnitude)
+        if kind == "exact":  # every partial sum representable: bit for bit
+            np.testing.assert_array_equal(r.value, exact.approx)
+
+
+def test_one_by_one_and_three_d_layers() -> None:
+    for spec in (
+        ConvSpec(2, 32, 8, (5, 4), (1, 1), dtype="float64"),
+        ConvSpec(1, 4, 4, (4, 5, 3), (3, 3, 3), padding=((1, 1),) * 3, stride=(2, 1, 1), dtype="float64"),
+        ConvSpec(1, 4, 4, (4, 5, 3), (3, 3, 3), padding=((1, 1),) * 3, stride=(2, 1, 1), dtype="float32"),
+    ):
+        problem = make_problem(spec, 1)
+        exact, r = direct(problem), reference(problem)
+        if spec.dtype == "float64":
+            assert gemm_module._stacked_float64(problem) is not None
+            _assert_within(problem, r, exact)
+        else:
+            assert np.all(np.abs(r.value - exact.approx) <= r.error_bound)
