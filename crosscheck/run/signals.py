@@ -10,6 +10,7 @@ are killed, crosscheck.backends.isolated), so ignoring later signals cannot keep
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from types import FrameType, TracebackType
 from typing import Any
@@ -28,6 +29,7 @@ class Interrupts:
         self.linger = linger
         self.signum: int | None = None
         self._previous: dict[int, Any] = {}
+        self._unraisable: Any = None
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.signum is None:
@@ -40,11 +42,24 @@ class Interrupts:
         if threading.current_thread() is threading.main_thread():
             for s in HANDLED:
                 self._previous[s] = signal.signal(s, self._handle)
+        self._unraisable = sys.unraisablehook
+        sys.unraisablehook = self._swallowed
         _active = self
         return self
 
+    def _swallowed(self, unraisable: Any) -> None:
+        # The first signal's KeyboardInterrupt landed where Python cannot raise (a gc callback such as Hypothesis',
+        # a __del__, a weakref callback) and would be printed as "Exception ignored ... Traceback": the signal is
+        # noted and `check()` raises it before the next example, so there is nothing to print.
+        if self.signum is not None and isinstance(unraisable.exc_value, KeyboardInterrupt):
+            return
+        self._unraisable(unraisable)
+
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         global _active
+        if self._unraisable is not None:
+            sys.unraisablehook = self._unraisable
+            self._unraisable = None
         for s, handler in self._previous.items():
             # Once stopping, a later signal (a burst of Ctrl-C, a runner's SIGTERM after SIGINT) that arrives after
             # this point would otherwise kill the process on its way out, turning exit 130 into death by SIGINT.

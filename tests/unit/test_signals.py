@@ -143,3 +143,36 @@ def test_a_stop_signal_whose_interrupt_was_swallowed_still_stops_the_search() ->
         result = run_property(get_backend("numpy"), PROPERTIES["matches_reference"], max_examples=100_000, seed=1)
     assert result.status == "interrupted" and result.interrupted
     assert result.tally.examples == 0 and time.perf_counter() - start < 30
+
+
+def test_an_interrupt_swallowed_in_a_callback_prints_no_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the first signal's KeyboardInterrupt lands in a __del__ (or Hypothesis' gc callback) Python would print
+    "Exception ignored ... Traceback"; the signal is already noted, so nothing reaches the hook that prints. Other
+    unraisable errors still do, and the hook is restored afterwards."""
+    import gc
+    import sys
+
+    from crosscheck.run import signals
+
+    class Dropped:
+        def __init__(self, exc: BaseException) -> None:
+            self.exc = exc
+
+        def __del__(self) -> None:
+            raise self.exc
+
+    printed: list[BaseException | None] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: printed.append(u.exc_value))
+    before = sys.unraisablehook
+    with signals.Interrupts() as interrupts:
+        Dropped(KeyboardInterrupt())  # before any signal: a stray interrupt is reported as usual
+        gc.collect()
+        assert [type(e) for e in printed] == [KeyboardInterrupt]
+        interrupts.signum = signal.SIGINT
+        Dropped(KeyboardInterrupt())
+        gc.collect()
+        assert len(printed) == 1
+        Dropped(ValueError("a real error in a callback"))
+        gc.collect()
+        assert [type(e) for e in printed] == [KeyboardInterrupt, ValueError]
+    assert sys.unraisablehook is before
