@@ -57,7 +57,8 @@ _FRAMES = 3  # innermost frames quoted in a crash or hang message
 _PARENT_POLL_S = 0.5  # how often a worker checks that its parent is still there
 OUTPUT_TAIL = 4096  # bytes of a user function's output kept per call (the last ones: an error comes last)
 
-_BOOT = "from crosscheck.backends.isolated import _worker_main; _worker_main()"
+# The worker's command line is parsed where every command line is (crosscheck.cli.worker).
+_BOOT = "import sys; from crosscheck.cli.worker import main; main(sys.argv[1:])"
 _SPACES = ("gradients", "transposed")  # Capabilities fields that are Capabilities of their own
 
 
@@ -176,20 +177,19 @@ def _watch_parent(parent: int) -> None:
     _end_and_exit(128 + signal.SIGTERM)
 
 
-def _worker_main() -> None:
-    """Entry point of the worker process; the arguments are its pipe's file descriptor, its parent's pid, and
-    whether the parent's main thread started it."""
+def worker_main(pipe_fd: int, parent: int, main_thread: bool) -> None:
+    """The worker process: `pipe_fd` is its end of the pipe, `parent` its parent's pid, `main_thread` whether the
+    parent's main thread started it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    parent = int(sys.argv[2])
     # SIGTERM (from the parent, or from the kernel when the parent dies) ends what the worker started too.
     signal.signal(signal.SIGTERM, _on_term)
-    if sys.argv[3] == "1":
+    if main_thread:
         processes.signal_on_parent_death(signal.SIGTERM)
     if os.getppid() != parent:  # the parent died before the request above: no signal will come
         _end_and_exit(128 + signal.SIGTERM)
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="crosscheck-parent-watch").start()
     processes.become_subreaper()  # orphans below the worker become its children: found and ended
-    conn = Connection(int(sys.argv[1]))
+    conn = Connection(pipe_fd)
     try:
         sys_path, factory_bytes, log_path, options = conn.recv()
     except (EOFError, OSError):

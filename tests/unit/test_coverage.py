@@ -151,7 +151,7 @@ def test_tensorflow_names_its_onednn_implementations_in_a_run_worker(capfd: pyte
         assert "ONEDNN_VERBOSE" in backend.implementation_source
         backend.implementations()
         backend.run(make_problem(ConvSpec(1, 2, 3, (6, 6), (3, 3), dtype="float64", layout="channels_last"), seed=1))
-        assert backend.implementations() == [NOT_ONEDNN]  # float64 convolutions are Eigen's (DESIGN §4)
+        assert backend.implementations() == [NOT_ONEDNN]  # float64 convolutions are Eigen's (docs/semantics.md)
         assert backend.implementations() == []  # each call's names are reported once
         backend.run(make_problem(ConvSpec(1, 16, 16, (8, 8), (3, 3), dtype="float32", layout="channels_last"), seed=1))
         names = backend.implementations()

@@ -82,3 +82,26 @@ def test_comments_cite_only_documents_the_repository_has() -> None:
                 missing_docs.append(f"{where}: {doc}")
     assert not cited_design, f"cite docs/ or the module that holds the fact instead: {cited_design}"
     assert not missing_docs, missing_docs
+
+
+def test_only_the_cli_parses_argv_or_prints() -> None:
+    """The command line is one layer: no module outside crosscheck/cli reads sys.argv, builds an argparse parser or
+    calls print() (reproducer snippets that *contain* print calls are strings, not calls)."""
+    import ast
+
+    package = Path(__file__).parents[2] / "crosscheck"
+    offenders = []
+    for path in sorted(package.rglob("*.py")):
+        if path.is_relative_to(package / "cli"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            name = path.relative_to(package.parent).as_posix()
+            if isinstance(node, ast.Attribute) and node.attr == "argv" and getattr(node.value, "id", "") == "sys":
+                offenders.append(f"{name}:{node.lineno} sys.argv")
+            elif isinstance(node, ast.Call) and getattr(node.func, "id", "") == "print":
+                offenders.append(f"{name}:{node.lineno} print()")
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [a.name for a in node.names] + ([node.module] if isinstance(node, ast.ImportFrom) else [])
+                if "argparse" in names:
+                    offenders.append(f"{name}:{node.lineno} argparse")
+    assert offenders == []
