@@ -17,9 +17,10 @@ import math
 
 import numpy as np
 
+from crosscheck.checks import message
 from crosscheck.checks.forward import Verdict, bound_for
 from crosscheck.core.bounds import F64_U, elementwise_bound, gamma_array
-from crosscheck.core.dtypes import dtype_info, ulp
+from crosscheck.core.dtypes import dtype_info
 from crosscheck.core.problem import ConvProblem
 from crosscheck.reference.elementwise import two_product
 from crosscheck.reference.result import ReferenceResult
@@ -48,76 +49,36 @@ def compare_result(
     dtype = problem.spec.dtype
     info = dtype_info(dtype)
     arr = np.asarray(actual)
-    if arr.shape != ref.value.shape:
-        return Verdict(False, "shape", f"{what}: Shape mismatch: expected {ref.value.shape}, got {arr.shape}")
-    if arr.dtype != info.numpy:
-        return Verdict(False, "dtype", f"{what}: Dtype mismatch: expected {dtype}, got {arr.dtype}")
+    kind, text = message.mismatch(what, arr, ref.value.shape, dtype, info)
+    if kind:
+        return Verdict(False, kind, text)
     terms = np.broadcast_to(terms, arr.shape)
     bound = result_bound(dtype, ref, terms, u_acc, exact)
-    err = ref.distance(arr)
-    finite = np.isfinite(arr.astype(np.float64)) if info.is_float else np.ones(arr.shape, bool)
-    err = np.where(finite, err, np.inf)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        ratio = np.where(bound > 0, err / bound, np.where(err > 0, np.inf, 0.0))
-    if not ratio.size:
+    judged = message.judge(arr, ref, bound, dtype, info)
+    if not judged.ratio.size:
         return Verdict(True, "values", "", 0, 0, 0.0, 0.0, 0.0, exact)
-    worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(ratio)), ratio.shape))
-    normal = np.abs(ref.approx) >= max(info.smallest_normal, 1e-300)
-    ulps = np.where(normal & np.isfinite(err), err, 0.0) / ulp(ref.approx, dtype)
+    worst = judged.worst
     scale = 0.0
     if bound[worst] > 0:
         scale = float(math.sqrt(terms[worst]) * u_acc * ref.magnitude[worst] / bound[worst])
-    mismatched = int((err > bound).sum())
-    passed = mismatched == 0
-    message = ""
+    passed = judged.mismatched == 0
+    text = ""
     if not passed:
-        message = _message(what, problem, arr, ref, err, bound, terms, u_acc, mismatched, worst, exact)
-    return Verdict(
-        passed, "values", message, mismatched, int(arr.size), float(ratio[worst]), float(ulps.max()), scale, exact
-    )
-
-
-def _message(
-    what: str,
-    problem: ConvProblem,
-    actual: np.ndarray,
-    ref: ReferenceResult,
-    err: np.ndarray,
-    bound: np.ndarray,
-    terms: np.ndarray,
-    u_acc: float,
-    mismatched: int,
-    worst: tuple[int, ...],
-    exact: bool,
-) -> str:
-    spec = problem.spec
-    info = dtype_info(spec.dtype)
-    want = float(ref.approx[worst]) if info.is_float else int(ref.value[worst])
-    lines = [
-        f"{what}: values are not {'equal' if exact else 'within the error bound'}!",
-        f"Mismatched elements: {mismatched} / {actual.size} ({100 * mismatched / actual.size:.1f}%)",
-    ]
-    if exact:
-        lines.append(
-            f"Greatest absolute difference: {err[worst]:.6g} at index {worst} "
-            "(exact-mode inputs: every partial sum is representable, so up to 0 allowed)"
-        )
-    else:
-        with np.errstate(over="ignore"):
-            lines.append(
-                f"Greatest error-to-bound ratio: {err[worst] / bound[worst]:.4g} at index {worst} (up to 1 allowed)"
+        want = message.expected(ref, worst, info)
+        g = float(gamma_array(terms[worst], u_acc)) if not exact else 0.0
+        line = (
+            ""
+            if exact
+            else (
+                f"  bound {bound[worst]:.6g} = u_out·|r| {info.unit_roundoff * abs(want):.3g} + γ_K·M "
+                f"{g * ref.magnitude[worst]:.3g} (K={int(terms[worst])}, u_acc=2^{np.log2(u_acc):.0f},"
+                f" M={ref.magnitude[worst]:.6g})"
             )
-        g = float(gamma_array(terms[worst], u_acc))
-        lines.append(
-            f"  bound {bound[worst]:.6g} = u_out·|r| {info.unit_roundoff * abs(want):.3g} + γ_K·M "
-            f"{g * ref.magnitude[worst]:.3g} (K={int(terms[worst])}, u_acc=2^{np.log2(u_acc):.0f},"
-            f" M={ref.magnitude[worst]:.6g})"
         )
-    lines.append(
-        f"  actual {actual[worst].item()!r}, expected {want!r} (reference: {ref.method}), |error| {err[worst]:.6g}"
+        text = message.values_message(what, problem, arr, ref, judged, info, exact, line)
+    return Verdict(
+        passed, "values", text, judged.mismatched, int(arr.size), judged.max_ratio, judged.max_ulp, scale, exact
     )
-    lines.append(problem.where())
-    return "\n".join(lines)
 
 
 def exact_dot(a: np.ndarray, b: np.ndarray) -> float:
@@ -167,9 +128,9 @@ def adjoint_verdict(
     if not math.isfinite(lhs) or not math.isfinite(rhs):
         ratio = math.inf
     passed = ratio <= 1
-    message = ""
+    text = ""
     if not passed:
-        message = "\n".join(
+        text = "\n".join(
             [
                 "⟨conv(x, w), g⟩ ≠ ⟨x, convᵀ(g, w)⟩: the transposed convolution is not the adjoint of the convolution!",
                 f"  ⟨conv(x, w), g⟩ = {lhs!r}, ⟨x, convᵀ(g, w)⟩ = {rhs!r}, |difference| {diff:.6g}",
@@ -178,4 +139,4 @@ def adjoint_verdict(
                 problem.where(),
             ]
         )
-    return Verdict(passed, "values", message, 0 if passed else 1, 1, float(ratio), 0.0, 0.0, exact)
+    return Verdict(passed, "values", text, 0 if passed else 1, 1, float(ratio), 0.0, 0.0, exact)

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from crosscheck.checks import accuracy
+from crosscheck.checks import accuracy, message
 from crosscheck.core.bounds import accumulation_factor, elementwise_bound, probabilistic_scale
-from crosscheck.core.dtypes import DTypeInfo, default_accumulator, dtype_info, ulp
+from crosscheck.core.dtypes import DTypeInfo, default_accumulator, dtype_info
 from crosscheck.core.problem import ConvProblem
 from crosscheck.reference import ReferenceResult, reference
 from crosscheck.reference.fft import normwise_bound
@@ -121,48 +121,30 @@ def compare(
     rounded_to = rounded_to or out_dtype
     info = dtype_info(out_name)
     arr = np.asarray(actual)
-    if arr.shape != spec.y_shape:
-        return Verdict(False, "shape", f"Shape mismatch: expected {spec.y_shape}, got {arr.shape}")
-    if arr.dtype != info.numpy:
-        return Verdict(False, "dtype", f"Dtype mismatch: expected {out_name}, got {arr.dtype}")
+    kind, text = message.mismatch("", arr, spec.y_shape, out_name, info)
+    if kind:
+        return Verdict(False, kind, text)
     ref = ref if ref is not None else reference(problem)
     if u_acc is None:
         u_acc = accumulator_roundoff(spec.dtype)
     bound = bound_for(problem, ref, u_acc, bound_kind, complex_method=complex_method, u_in=u_in, rounded_to=rounded_to)
-    err = ref.distance(arr)
-    finite = np.isfinite(arr) if info.is_float else np.ones(arr.shape, bool)
-    err = np.where(finite, err, np.inf)
-    bad = err > bound
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        ratio = np.where(bound > 0, err / bound, np.where(err > 0, np.inf, 0.0))
-    worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(ratio)), ratio.shape)) if ratio.size else ()
-    # ULP error is only meaningful where the exact value is a normal number; near zero it explodes.
-    normal = np.abs(ref.approx) >= max(info.smallest_normal, 1e-300)
-    ulps = np.where(normal & np.isfinite(err), err, 0.0) / ulp(ref.approx, out_name)
-    max_ratio = float(ratio[worst]) if ratio.size else 0.0
+    judged = message.judge(arr, ref, bound, out_name, info)
+    worst = judged.worst
     scale = 0.0
-    if ratio.size and bound[worst] > 0:
+    if judged.ratio.size and bound[worst] > 0:
         scale = float(probabilistic_scale(spec.terms, u_acc) * ref.magnitude[worst] / bound[worst])
-    mismatched = int(bad.sum())
     exact = is_exact(problem, ref, bound_kind, rounded_to)
-    passed = mismatched == 0
-    message = ""
+    passed = judged.mismatched == 0
+    text = ""
     if not passed:
         method = complex_method if dtype_info(spec.dtype).is_complex else None
         model = BoundModel(u_acc, bound_kind, method, u_in, dtype_info(rounded_to or out_name))
-        message = _message(problem, arr, ref, err, bound, mismatched, worst, model, exact)
+        line = "" if exact else _bound_line(problem, ref, judged, model)
+        text = message.values_message("", problem, arr, ref, judged, model.out, exact, line)
         if accuracy.family(bound_kind) == "elementwise" and info.is_float:
-            message += _normwise_hint(problem, ref, err, u_acc, rounded_to)
+            text += _normwise_hint(problem, ref, judged.err, u_acc, rounded_to)
     return Verdict(
-        passed,
-        "values",
-        message,
-        mismatched,
-        int(arr.size),
-        max_ratio,
-        float(np.max(ulps, initial=0.0)),
-        scale,
-        exact,
+        passed, "values", text, judged.mismatched, int(arr.size), judged.max_ratio, judged.max_ulp, scale, exact
     )
 
 
@@ -196,59 +178,21 @@ class BoundModel:
     out: DTypeInfo
 
 
-def _expected(ref: ReferenceResult, worst: tuple[int, ...], info: DTypeInfo) -> float | complex | int:
-    if not info.is_float:
-        return int(ref.value[worst])
-    value = ref.approx[worst]
-    return complex(value) if np.iscomplexobj(value) else float(value)
-
-
-def _message(
-    problem: ConvProblem,
-    actual: np.ndarray,
-    ref: ReferenceResult,
-    err: np.ndarray,
-    bound: np.ndarray,
-    mismatched: int,
-    worst: tuple[int, ...],
-    model: BoundModel,
-    exact: bool,
-) -> str:
-    spec = problem.spec
-    info = model.out
-    u_acc, bound_kind = model.u_acc, model.kind
-    total = actual.size
-    idx = tuple(int(i) for i in worst)
-    got = actual[worst].item()
-    want = _expected(ref, worst, info)
-    lines = [
-        f"Values are not {'equal' if exact else 'within the error bound'}!",
-        f"Mismatched elements: {mismatched} / {total} ({100 * mismatched / total:.1f}%)",
-    ]
-    if exact:
-        lines.append(
-            f"Greatest absolute difference: {err[worst]:.6g} at index {idx} "
-            f"(exact-mode inputs: every partial sum is representable, so up to 0 allowed)"
+def _bound_line(problem: ConvProblem, ref: ReferenceResult, judged: message.Judged, model: BoundModel) -> str:
+    """The worst element's bound in the accuracy model's terms."""
+    worst, bound = judged.worst, judged.bound
+    u_acc = model.u_acc
+    if model.kind != "elementwise":
+        return (
+            f"  {model.kind} bound {bound[worst]:.6g} ({accuracy.describe(model.kind)}, u_acc=2^{np.log2(u_acc):.0f})"
         )
-    else:
-        with np.errstate(over="ignore"):
-            ratio = err[worst] / bound[worst]
-        lines.append(f"Greatest error-to-bound ratio: {ratio:.4g} at index {idx} (up to 1 allowed)")
-        if bound_kind == "elementwise":
-            g = accumulation_factor(spec.terms, u_acc, u_in=model.u_in, complex_method=model.complex_method)
-            name = "γ_K·M" if not (model.u_in or model.complex_method) else "φ·M"
-            extra = f", u_in=2^{np.log2(model.u_in):.0f}" if model.u_in else ""
-            extra += f", complex {model.complex_method}" if model.complex_method else ""
-            lines.append(
-                f"  bound {bound[worst]:.6g} = u_out·|y| {info.unit_roundoff * abs(want):.3g}"
-                f" + {name} {g * ref.magnitude[worst]:.3g} (K={spec.terms}, u_acc=2^{np.log2(u_acc):.0f}{extra},"
-                f" M={ref.magnitude[worst]:.6g})"
-            )
-        else:
-            lines.append(
-                f"  {bound_kind} bound {bound[worst]:.6g} ({accuracy.describe(bound_kind)},"
-                f" u_acc=2^{np.log2(u_acc):.0f})"
-            )
-    lines.append(f"  actual {got!r}, expected {want!r} (reference: {ref.method}), |error| {err[worst]:.6g}")
-    lines.append(problem.where())
-    return "\n".join(lines)
+    want = message.expected(ref, worst, model.out)
+    g = accumulation_factor(problem.spec.terms, u_acc, u_in=model.u_in, complex_method=model.complex_method)
+    name = "γ_K·M" if not (model.u_in or model.complex_method) else "φ·M"
+    extra = f", u_in=2^{np.log2(model.u_in):.0f}" if model.u_in else ""
+    extra += f", complex {model.complex_method}" if model.complex_method else ""
+    return (
+        f"  bound {bound[worst]:.6g} = u_out·|y| {model.out.unit_roundoff * abs(want):.3g}"
+        f" + {name} {g * ref.magnitude[worst]:.3g} (K={problem.spec.terms}, u_acc=2^{np.log2(u_acc):.0f}{extra},"
+        f" M={ref.magnitude[worst]:.6g})"
+    )
