@@ -407,7 +407,8 @@ class Guide:
 
     # What ran ---------------------------------------------------------------------------------------------
     def observe(self, spec: ConvSpec) -> None:
-        """An example that ran (and passed): its combinations are covered."""
+        """An example that ran (and passed, or failed as a known finding of its region foretold): its combinations
+        are covered."""
         labels = classify(spec)
         self.examples += 1
         self.values.update(labels.items())

@@ -238,6 +238,8 @@ def run_property(
                     if not failing:
                         result.regions.setdefault(explained.id, Counter())["failed"] += 1
                         result.evidence.setdefault(explained.id, failure_record(exc, backend))
+                        if guide is not None:  # exercised, with the verdict its finding foretold: covered
+                            guide.observe(problem.spec)
                     return
                 if any(bug.covers(exc) for bug in bugs):  # a bug already reported, again: look for another
                     if not failing:
