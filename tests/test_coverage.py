@@ -7,6 +7,7 @@ import functools
 import os
 import platform
 import random
+from typing import Any
 
 import numpy as np
 import pytest
@@ -64,29 +65,35 @@ def test_the_plan_covers_every_pair_it_can() -> None:
     assert guide.to_dict()["pairs"]["ratio"] > 0.9
 
 
-class RareCombination(NumpyBackend):
+class Planted(NumpyBackend):
+    """NumPy with a wrong result (its first output off by one) where `wrong` says."""
+
+    def wrong(self, spec: ConvSpec) -> bool:
+        raise NotImplementedError
+
+    def run(self, problem: ConvProblem) -> np.ndarray:
+        y = np.array(super().run(problem))
+        if self.wrong(problem.spec) and y.size:
+            y.flat[0] += 1
+        return y
+
+
+class RareCombination(Planted):
     """Wrong only for grouped 2-D problems more than 14 outputs wide (free draws stop 2-D outputs at 10)."""
 
     name = "rare-combination"
 
-    def run(self, problem: ConvProblem) -> np.ndarray:
-        y = np.array(super().run(problem))
-        s = problem.spec
-        if s.rank == 2 and 1 < s.groups < s.in_channels and s.out_size[-1] > 14 and y.size:
-            y.flat[0] += 1
-        return y
+    def wrong(self, s: ConvSpec) -> bool:
+        return s.rank == 2 and 1 < s.groups < s.in_channels and s.out_size[-1] > 14
 
 
-class WideChannels(NumpyBackend):
+class WideChannels(Planted):
     """Wrong only with 32 input channels or more, where oneDNN's kernels block channels (free draws stop at 16)."""
 
     name = "wide-channels"
 
-    def run(self, problem: ConvProblem) -> np.ndarray:
-        y = np.array(super().run(problem))
-        if problem.spec.in_channels >= 32 and y.size:
-            y.flat[0] += 1
-        return y
+    def wrong(self, s: ConvSpec) -> bool:
+        return s.in_channels >= 32
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -127,15 +134,20 @@ def test_torch_names_the_implementation_each_call_ran() -> None:
         assert any(n.startswith("onednn:") for n in names[1:]), names
 
 
-def test_a_run_records_the_implementations_a_backend_reached() -> None:
-    pytest.importorskip("torch")
+def _isolated_run(name: str, options: RunOptions) -> dict[str, Any]:
+    """matches_reference on framework `name` in its worker process, as `crosscheck run` runs it."""
+    pytest.importorskip(name)
     from crosscheck.session import load_backend
 
-    backend = load_backend("torch", isolation=True, timeout=120)
+    backend = load_backend(name, isolation=True, timeout=120)
     try:
-        record = run_backends([backend], [], ["matches_reference"], RunOptions(max_examples=20, pairwise=False))
+        return run_backends([backend], [], ["matches_reference"], options)
     finally:
         backend.close()  # type: ignore[attr-defined]
+
+
+def test_a_run_records_the_implementations_a_backend_reached() -> None:
+    record = _isolated_run("torch", RunOptions(max_examples=20, pairwise=False))
     impl = record["coverage"]["torch"]["implementations"]
     assert "_select_conv_backend" in impl["source"]
     examples = 20 + record["coverage"]["torch"]["sweep_examples"]  # the covering sweep runs before the 20
@@ -233,14 +245,7 @@ def test_a_default_run_covers_every_pair() -> None:
 
 
 def test_an_isolated_framework_run_covers_every_pair_it_does_not_refuse() -> None:
-    pytest.importorskip("onnxruntime")
-    from crosscheck.session import load_backend
-
-    backend = load_backend("onnxruntime", isolation=True, timeout=120)
-    try:
-        record = run_backends([backend], [], ["matches_reference"], RunOptions(seed=7, pairwise=False))
-    finally:
-        backend.close()  # type: ignore[attr-defined]
+    record = _isolated_run("onnxruntime", RunOptions(seed=7, pairwise=False))
     refused = _full_coverage(record, "onnxruntime")["pairs"]["refused"]  # type: ignore[index]
     assert all("dilation" in pair and "SAME" in pair for pair in refused), refused  # auto_pad with dilation > 1
 
@@ -250,30 +255,23 @@ def _sweep_problem(name: str) -> ConvProblem:
     return Guide(name, NumpyBackend().capabilities()).sweep()[5]
 
 
-class OneSweepProblem(NumpyBackend):
+class OneSweepProblem(Planted):
     """Wrong on one problem of its sweep only: no random search meets it again, so the sweep's own example is
     reported, in full."""
 
     name = "one-sweep-problem"
 
-    def run(self, problem: ConvProblem) -> np.ndarray:
-        y = np.array(super().run(problem))
-        if problem.spec == _sweep_problem(self.name).spec and y.size:
-            y.flat[0] += 1
-        return y
+    def wrong(self, s: ConvSpec) -> bool:
+        return s == _sweep_problem(self.name).spec
 
 
-class Grouped3d(NumpyBackend):
+class Grouped3d(Planted):
     """Wrong for grouped 3-D problems with a batch: the sweep meets it, the search shrinks it."""
 
     name = "grouped-3d"
 
-    def run(self, problem: ConvProblem) -> np.ndarray:
-        y = np.array(super().run(problem))
-        s = problem.spec
-        if s.rank == 3 and s.groups > 1 and s.batch > 1 and y.size:
-            y.flat[0] += 1
-        return y
+    def wrong(self, s: ConvSpec) -> bool:
+        return s.rank == 3 and s.groups > 1 and s.batch > 1
 
 
 def test_a_sweep_failure_is_reported_shrunk_or_in_full() -> None:
