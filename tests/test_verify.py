@@ -48,7 +48,9 @@ def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str
 def test_a_wrong_convolution_is_caught_at_the_default_settings(name: str, seed: int) -> None:
     v = verify(target(name), seed=seed)
     assert v.status == "failed" and v.exit_code == 1, f"{name} slipped through: {v.text()}"
-    first = v.failures[0]
+    # The target's own bug among the (up to 3) distinct ones: nan_on_some's y / norm * norm is also off by an ulp,
+    # which the covering sweep may meet first.
+    first = next((f for f in v.failures if WRONG[name] in f["message"]), v.failures[0])
     assert WRONG[name] in first["message"], first["message"]
     assert "load_target(" in first["reproducer"] and "make_problem" in first["reproducer"]
     spec = first["problem"]["spec"]  # shrunk to the feature that the bug needs
