@@ -352,6 +352,7 @@ def coverage_lines(record: dict[str, Any]) -> list[str]:
         text = (
             f"{name}: pairs {p['covered']}/{p['total']} {100 * (p['ratio'] or 0):.1f}%, "
             f"triples {t['covered']}/{t['total']} {100 * (t['ratio'] or 0):.1f}%, {c['examples']} examples"
+            + (f" ({c['sweep_examples']} of its covering sweep)" if c.get("sweep_examples") else "")
         )
         lines.append(textwrap.fill(text, TABLE_WIDTH, initial_indent="  ", subsequent_indent="      "))
         counts = (c.get("implementations") or {}).get("counts") or {}

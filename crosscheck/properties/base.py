@@ -131,6 +131,10 @@ class Property:
     # Fraction of the profile's max_examples this property runs (properties that make several
     # framework calls per example take a smaller share, to keep CI time in check).
     budget: float = 1.0
+    # Whether this property runs the backend's coverage sweep (strategies.coverage.Guide.sweep) before its random
+    # search: one property a backend, whose strategy draws from the backend's whole space, so that the sweep's
+    # problems are its own examples.
+    sweeps: bool = False
 
     def applies(self, backend: Backend) -> str | None:
         """Why this property cannot be checked on `backend`, or None."""
@@ -179,6 +183,7 @@ class MatchesReference(Property):
         "Every output element is within the floating-point error bound of the literal sum of "
         "element-wise products (bit-for-bit on exact-mode inputs)."
     )
+    sweeps = True
 
     def strategy(self, backend: Backend) -> st.SearchStrategy[ConvProblem]:
         return conv_problems(backend.capabilities())

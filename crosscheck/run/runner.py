@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import hypothesis
-from hypothesis import HealthCheck, given
+from hypothesis import HealthCheck, Phase, given
+from hypothesis.strategies import SearchStrategy
 
 from crosscheck.backends.base import NOTHING_EXPOSED, Backend, Capabilities
 from crosscheck.backends.isolated import WorkerDied
@@ -23,7 +25,7 @@ from crosscheck.run.findings import explains, failing, region_entry, regions_hol
 from crosscheck.run.profiles import prepare, profile_settings
 from crosscheck.run.stats import Tally
 from crosscheck.strategies import realistic
-from crosscheck.strategies.coverage import Guide, guiding
+from crosscheck.strategies.coverage import Guide, classify, guiding
 
 Progress = Callable[[str, str, int, int], None]  # backend, property, examples so far, failures
 
@@ -60,6 +62,7 @@ class PropertyResult:
     # and the first explained failure of each, kept as evidence.
     regions: dict[str, Counter[str]] = field(default_factory=dict)
     evidence: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sweep_examples: int = 0  # examples of the backend's coverage sweep that ran (and passed), in `tally` too
 
     def to_dict(self) -> dict[str, Any]:
         t = self.tally
@@ -81,6 +84,7 @@ class PropertyResult:
             "unsupported_examples": sum(self.unsupported.values()),
             "unsupported_reasons": dict(self.unsupported.most_common(5)),
             "caught_at": self.caught_at,
+            "sweep_examples": self.sweep_examples,
         }
 
 
@@ -202,6 +206,11 @@ def run_property(
     another, up to `distinct_bugs` in all. Crashes, hangs and flaky failures end the search (every further
     example would restart a worker or wait out its timeout).
     `guide` (the backend's feature-combination coverage, strategies.coverage) steers the draws and observes what ran.
+    A property that `sweeps` first runs the guide's covering sweep as Hypothesis explicit examples, through the same
+    check as every random example (known findings' regions included). After a sweep failure (not a crash or hang,
+    which end the property as in a search) the first search runs as always; where its shrunk failure is not the same
+    bug, one more search, planned on the failing problem's features, finds and shrinks it; only if that one misses it
+    too is the sweep's problem reported as it is, in full with its reproducer, marked as not shrunk.
     """
     reason = prop.applies(backend)
     if reason:
@@ -233,6 +242,8 @@ def run_property(
                     if not failing:
                         result.regions.setdefault(explained.id, Counter())["failed"] += 1
                         result.evidence.setdefault(explained.id, failure_record(exc, backend))
+                        if guide is not None:  # exercised, with the verdict its finding foretold: covered
+                            guide.observe(problem.spec)
                     return
                 if any(bug.covers(exc) for bug in bugs):  # a bug already reported, again: look for another
                     if not failing:
@@ -287,28 +298,57 @@ def run_property(
         guide.begin(prop.name, conf.max_examples)
         if exposes:
             backend.implementations()  # forget calls made outside this run (a failure shrunk before)
+    sweep = guide.sweep() if guide is not None and prop.sweeps else ()
+    space = prop.space(backend)
+
+    def search_once(search_key: str, search_seed: int | None) -> PropertyFailure | None:
+        nonlocal failing, first_death
+        failing, first_death = False, 0.0
+        deaths.clear()
+        test = prepare(given(strategy)(example), example, conf, profile=profile, seed=search_seed, key=search_key)
+        return _search(test, backend, result, deaths)
+
+    def register(bug: _Bug) -> None:
+        for older in [b for b in bugs if bug.subsumes(b)]:
+            bugs.remove(older)
+            result.failures = [f for f in result.failures if f is not older.record]
+        bugs.append(bug)
+
     try:
         with guiding(guide):
-            for search in range(max(1, distinct_bugs)):
-                failing, first_death = False, 0.0
-                deaths.clear()
-                test = prepare(
-                    given(strategy)(example),
-                    example,
-                    conf,
-                    profile=profile,
-                    seed=None if seed is None else seed + search,
-                    # Each further search has its own database entry: the first one's would replay the bug found.
-                    key=key if search == 0 else f"{key}#search{search + 1}",
-                )
-                found = _search(test, backend, result, deaths)
+            swept = _run_sweep(sweep, strategy, example, conf, profile, seed, key, backend, result, deaths)
+            swept_record = result.failures[-1] if swept is not None else {}
+            if guide is not None:
+                guide.swept += result.sweep_examples
+            for search in range(max(1, distinct_bugs) if swept is None or swept.kind not in DEATHS else 0):
+                if result.interrupted:
+                    break
+                # Each further search has its own database entry: the first one's would replay the bug found.
+                search_key = key if search == 0 else f"{key}#search{search + 1}"
+                found = search_once(search_key, None if seed is None else seed + search)
+                if search == 0 and swept is not None and not result.interrupted:
+                    if found is not None and (
+                        distinct_bugs <= 1 or _Bug.of(found, space, result.failures[-1]).covers(swept)
+                    ):  # the search's shrunk failure is the report (the only one, where one bug is asked for)
+                        result.failures = [f for f in result.failures if f is not swept_record]
+                    else:
+                        # The search did not meet the sweep's failure: one more, planned on its features, shrinks it.
+                        if guide is not None:
+                            guide.begin(prop.name, conf.max_examples, focus=classify(swept.problem.spec))
+                        again = search_once(f"{key}#sweep-shrink", seed)
+                        if guide is not None:
+                            guide.begin(prop.name, conf.max_examples)
+                        if again is not None and _Bug.of(again, space, result.failures[-1]).covers(swept):
+                            result.failures = [f for f in result.failures if f is not swept_record]
+                            register(_Bug.of(again, space, result.failures[-1]))
+                        else:
+                            note = "a coverage-sweep example, not shrunk: a search planned on its features missed it"
+                            at = next(i for i, f in enumerate(result.failures) if f is swept_record)
+                            result.failures[at] = failure_record(swept, backend, note)
+                            register(_Bug.of(swept, space, result.failures[at]))
                 if found is None or found.kind in DEATHS or result.interrupted:
                     break
-                bug = _Bug.of(found, prop.space(backend), result.failures[-1])
-                for older in [b for b in bugs if bug.subsumes(b)]:
-                    bugs.remove(older)
-                    result.failures = [f for f in result.failures if f is not older.record]
-                bugs.append(bug)
+                register(_Bug.of(found, space, result.failures[-1]))
     finally:
         result.duration_s = time.perf_counter() - start
     if result.status == "failed":
@@ -322,6 +362,40 @@ def run_property(
     if not result.interrupted:
         _replay_findings(backend, prop, result)
     return result
+
+
+def _run_sweep(
+    sweep: tuple[ConvProblem, ...],
+    strategy: SearchStrategy[Any],
+    example: Callable[[Any], None],
+    conf: hypothesis.settings,
+    profile: str,
+    seed: int | None,
+    key: str,
+    backend: Backend,
+    result: PropertyResult,
+    deaths: list[PropertyFailure],
+) -> PropertyFailure | None:
+    """Run the sweep's problems, in order, as explicit examples of `example` (Hypothesis' context, so `target` and
+    `reject` work as in the search); the failure it stopped at, recorded in `result`, or None."""
+    if not sweep:
+        return None
+    test = given(strategy)(example)
+    for problem in reversed(sweep):  # Hypothesis runs the outermost @example first
+        test = hypothesis.example(problem)(test)
+    before = result.tally.examples
+    only_explicit = hypothesis.settings(conf, phases=(Phase.explicit,))
+    with warnings.catch_warnings():
+        # A failing explicit example's repr (its arrays) is long; the failure record has the problem already.
+        warnings.filterwarnings("ignore", "Generating overly large repr", hypothesis.errors.HypothesisWarning)
+        found = _search(
+            prepare(test, example, only_explicit, profile=profile, seed=seed, key=f"{key}#sweep"),
+            backend,
+            result,
+            deaths,
+        )
+    result.sweep_examples = result.tally.examples - before
+    return found
 
 
 def _search(

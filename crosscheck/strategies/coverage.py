@@ -27,6 +27,12 @@ times in eight, one of its rows (Hypothesis chooses which, so it shrinks and rep
 before. A plan depends on nothing the run observed: Hypothesis requires that the same choices draw the same
 problem, and a property must draw the same examples whether or not the properties before it ran (a sharded run).
 The properties' differently ordered plans together reach what one property's budget cannot.
+
+Hypothesis chooses which planned row a draw takes, unevenly and with repeats, so random rows cannot promise every
+pair. The sweep (`Guide.sweep`) does: a fixed covering array of the backend's whole domain, each row built once as a
+small problem with seeded values, a pure function of the backend's name and capabilities. One property
+(`Property.sweeps`: matches_reference) runs it before its random search, so a sharded run draws what the unsharded
+run draws.
 """
 
 from __future__ import annotations
@@ -42,7 +48,8 @@ from typing import Any, Protocol
 
 from crosscheck.backends.base import Capabilities
 from crosscheck.core.padding import effective_kernel
-from crosscheck.core.problem import ConvSpec
+from crosscheck.core.problem import ConvProblem, ConvSpec
+from crosscheck.core.values import VALUE_KINDS, exact_value_limit, make_problem
 
 Item = tuple[str, str]  # (feature, value)
 Combo = tuple[Item, ...]  # a pair or a triple, its items in FEATURES order
@@ -327,6 +334,13 @@ TARGETED = 12  # attempts per combination the sample missed
 PAIR_WEIGHT = 1000  # a greedy row's new pairs count before its new triples
 REFUSAL_TRIES = 8  # problems built per uncovered pair to tell a pair the backend refuses from one not reached
 PLAN_ROWS = 40  # rows planned for one property's run (its guided draws pick among them)
+# The sweep's problems: a small multiply-add budget (a framework call's cost is then mostly its overhead), larger
+# only for a pair that cannot be built that small (e.g. more than 14 outputs of 16 channels and more).
+SWEEP_MACS = (1_000, 8_000, 40_000)
+# Attempts per budget for a pair (a build fails often: a rare pair is built in ~1 attempt in 10), the first ones for
+# its greedy row; a pair still without a problem the backend accepts is refused (`refusals`).
+SWEEP_TRIES = 160
+SWEEP_ROW_TRIES = 8
 
 
 class Guide:
@@ -348,6 +362,10 @@ class Guide:
         self._rows = PLAN_ROWS
         self._key = ""
         self._run_implementations: Counter[str] = Counter()
+        self._sweep: tuple[ConvProblem, ...] | None = None
+        self._focus: dict[str, str] | None = None
+        self._sweep_refused: dict[Combo, str] = {}
+        self.swept = 0  # sweep examples that ran
 
     # What exists ------------------------------------------------------------------------------------------
     def buildable(self) -> dict[int, set[Combo]]:
@@ -389,7 +407,8 @@ class Guide:
 
     # What ran ---------------------------------------------------------------------------------------------
     def observe(self, spec: ConvSpec) -> None:
-        """An example that ran (and passed): its combinations are covered."""
+        """An example that ran (and passed, or failed as a known finding of its region foretold): its combinations
+        are covered."""
         labels = classify(spec)
         self.examples += 1
         self.values.update(labels.items())
@@ -405,11 +424,14 @@ class Guide:
         self.implementations.update(set(names))
         return score
 
-    def begin(self, key: str = "", examples: int | None = None) -> None:
+    def begin(self, key: str = "", examples: int | None = None, focus: Mapping[str, str] | None = None) -> None:
         """A new Hypothesis run (property `key`, of `examples` examples) starts: its rows are planned afresh, in its
-        own order, about as many as it will draw (planning is most of the guide's cost)."""
+        own order, about as many as it will draw (planning is most of the guide's cost). With `focus` (the features
+        of a sweep problem that failed), the plan is that row and rows fixing fewer of its features (see `plan`), so
+        the search reaches and shrinks it."""
         self._plans.clear()
         self._key = key
+        self._focus = dict(focus) if focus is not None else None
         self._run_implementations.clear()
         self._rows = PLAN_ROWS if examples is None else max(4, min(PLAN_ROWS, examples * 3 // 4 + 2))
 
@@ -422,6 +444,10 @@ class Guide:
         """The rows a property whose space is `caps` draws from during this run: a greedy covering array of the pairs
         (then, up to the row budget, the triples) of that space. Fixed until `begin`."""
         sub = domain(caps, dtypes)
+        if self._focus is not None and all(v in sub[f] for f, v in self._focus.items()):
+            # Rows fixing more and more of its features, in FEATURES order: Hypothesis shrinks the row drawn towards
+            # the first, so a failure sheds the size relations (then stride, channels, ...) it does not need.
+            return tuple({f: self._focus[f] for f in FEATURES[: i + 1]} for i in range(len(FEATURES)))
         space = _space(sub)
         if space not in self._plans:
             self._plans[space] = self._greedy(sub)
@@ -501,14 +527,66 @@ class Guide:
             row[f] = best
         return row
 
+    def sweep(self) -> tuple[ConvProblem, ...]:
+        """The backend's covering sweep: problems that together cover every buildable pair of its domain the backend
+        does not refuse (and, greedily, triples), small, with seeded values. A pure function of the backend's name
+        and capabilities, so every run and every shard draws the same."""
+        if self._sweep is None:
+            built = self.buildable()
+            rng = random.Random(f"coverage-sweep/{self.backend}")
+            targets = list(self._order[2])
+            rng.shuffle(targets)
+            targets.sort(key=lambda c: -math.prod(len(self.domain[f]) for f, _ in c))  # dtype × padding first
+            seen: dict[int, set[Combo]] = {2: set(), 3: set()}
+            problems: list[ConvProblem] = []
+            for target in targets:
+                if target in seen[2]:
+                    continue
+                spec = self._sweep_spec(target, built, seen, len(problems))
+                if spec is None:  # refused or never built: `refusals` tells which
+                    continue
+                labels = classify(spec)
+                for size in (2, 3):
+                    seen[size].update(combos(labels, size))
+                problems.append(_sweep_problem(self.backend, spec, len(problems)))
+            self._sweep = tuple(problems)
+        return self._sweep
+
+    def _sweep_spec(
+        self, target: Combo, built: dict[int, set[Combo]], seen: dict[int, set[Combo]], index: int
+    ) -> ConvSpec | None:
+        """A small problem with `target`'s pair, its other features chosen to cover what the sweep has not yet
+        (the first tries), then only the pair fixed, each budget in turn. A pair whose every problem built here the
+        backend refused is kept, with the reason, for `refusals`."""
+        row = self._complete(dict(target), self.domain, built, seen)
+        reason = ""
+        for budget in SWEEP_MACS:
+            for attempt in range(SWEEP_TRIES):
+                ch = RandomChooser(random.Random(f"coverage-sweep/{self.backend}/{index}/{budget}/{attempt}"))
+                spec = build(ch, self.caps, row if attempt < SWEEP_ROW_TRIES else dict(target), max_macs=budget)
+                if spec is None:
+                    continue
+                refused = self.caps.refuses(spec)
+                if refused is None:
+                    return spec
+                reason = reason or refused
+        if reason:
+            self._sweep_refused[target] = reason
+        return None
+
     # The record -------------------------------------------------------------------------------------------
     def refusals(self) -> dict[Combo, str]:
         """The uncovered pairs the backend refuses (its constraints, e.g. TensorFlow's Eigen kernels refuse NCHW):
         each with the reason it gave for every problem of that pair built here. Asked only at the end, of the few
-        pairs left: an isolated backend answers each question from its worker."""
+        pairs left: an isolated backend answers each question from its worker. Where the sweep ran, its verdict on a
+        pair stands (it tried far more problems)."""
         rng = random.Random(f"coverage-refusals/{self.backend}")
         out: dict[Combo, str] = {}
         for pair in sorted(self.buildable()[2] - self.seen[2]):
+            if self._sweep is not None:
+                if pair in self._sweep_refused:
+                    out[pair] = self._sweep_refused[pair]
+                continue
             reasons = []
             for _ in range(REFUSAL_TRIES):
                 spec = build(RandomChooser(rng), self.caps, dict(pair))
@@ -524,7 +602,12 @@ class Guide:
         also every covered pair and triple (`union` merges shards by them) and every uncovered pair."""
         built = self.buildable()
         refused = self.refusals()
-        out: dict[str, Any] = {"examples": self.examples, "guided_draws": self.guided, "features": {}}
+        out: dict[str, Any] = {
+            "examples": self.examples,
+            "guided_draws": self.guided,
+            "sweep_examples": self.swept,
+            "features": {},
+        }
         for f in FEATURES:
             out["features"][f] = {v: self.values[(f, v)] for v in self.domain[f]}
         for size, name in ((2, "pairs"), (3, "triples")):
@@ -557,6 +640,7 @@ def union(entries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "examples": sum(e["examples"] for e in entries),
         "guided_draws": sum(e.get("guided_draws", 0) for e in entries),
+        "sweep_examples": sum(e.get("sweep_examples", 0) for e in entries),
         "features": {},
     }
     for e in entries:
@@ -589,6 +673,14 @@ def union(entries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     source = next(((e.get("implementations") or {}).get("source") for e in entries if e.get("implementations")), "")
     out["implementations"] = {"source": source, "counts": dict(counts.most_common())}
     return out
+
+
+def _sweep_problem(backend: str, spec: ConvSpec, index: int) -> ConvProblem:
+    """Row `index`'s problem: values of a kind taken in turn (exact only where the dtype sums them exactly), seeded
+    by backend and row."""
+    kinds = [v for v in VALUE_KINDS if v != "exact" or exact_value_limit(spec.dtype, spec.terms)]
+    seed = random.Random(f"coverage-sweep-values/{backend}/{index}").randrange(2**32)
+    return make_problem(spec, seed, kinds[index % len(kinds)])
 
 
 def _name(combo: Combo) -> str:

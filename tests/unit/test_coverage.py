@@ -3,9 +3,11 @@ covers every buildable pair, and the guided search catches wrong results planted
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import random
+from typing import Any
 
 import numpy as np
 import pytest
@@ -63,29 +65,35 @@ def test_the_plan_covers_every_pair_it_can() -> None:
     assert guide.to_dict()["pairs"]["ratio"] > 0.9
 
 
-class RareCombination(NumpyBackend):
+class Planted(NumpyBackend):
+    """NumPy with a wrong result (its first output off by one) where `wrong` says."""
+
+    def wrong(self, spec: ConvSpec) -> bool:
+        raise NotImplementedError
+
+    def run(self, problem: ConvProblem) -> np.ndarray:
+        y = np.array(super().run(problem))
+        if self.wrong(problem.spec) and y.size:
+            y.flat[0] += 1
+        return y
+
+
+class RareCombination(Planted):
     """Wrong only for grouped 2-D problems more than 14 outputs wide (free draws stop 2-D outputs at 10)."""
 
     name = "rare-combination"
 
-    def run(self, problem: ConvProblem) -> np.ndarray:
-        y = np.array(super().run(problem))
-        s = problem.spec
-        if s.rank == 2 and 1 < s.groups < s.in_channels and s.out_size[-1] > 14 and y.size:
-            y.flat[0] += 1
-        return y
+    def wrong(self, s: ConvSpec) -> bool:
+        return s.rank == 2 and 1 < s.groups < s.in_channels and s.out_size[-1] > 14
 
 
-class WideChannels(NumpyBackend):
+class WideChannels(Planted):
     """Wrong only with 32 input channels or more, where oneDNN's kernels block channels (free draws stop at 16)."""
 
     name = "wide-channels"
 
-    def run(self, problem: ConvProblem) -> np.ndarray:
-        y = np.array(super().run(problem))
-        if problem.spec.in_channels >= 32 and y.size:
-            y.flat[0] += 1
-        return y
+    def wrong(self, s: ConvSpec) -> bool:
+        return s.in_channels >= 32
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -126,18 +134,24 @@ def test_torch_names_the_implementation_each_call_ran() -> None:
         assert any(n.startswith("onednn:") for n in names[1:]), names
 
 
-def test_a_run_records_the_implementations_a_backend_reached() -> None:
-    pytest.importorskip("torch")
+def _isolated_run(name: str, options: RunOptions) -> dict[str, Any]:
+    """matches_reference on framework `name` in its worker process, as `crosscheck run` runs it."""
+    pytest.importorskip(name)
     from crosscheck.run.session import load_backend
 
-    backend = load_backend("torch", isolation=True, timeout=120)
+    backend = load_backend(name, isolation=True, timeout=120)
     try:
-        record = run_backends([backend], [], ["matches_reference"], RunOptions(max_examples=20, pairwise=False))
+        return run_backends([backend], [], ["matches_reference"], options)
     finally:
         backend.close()  # type: ignore[attr-defined]
+
+
+def test_a_run_records_the_implementations_a_backend_reached() -> None:
+    record = _isolated_run("torch", RunOptions(max_examples=20, pairwise=False))
     impl = record["coverage"]["torch"]["implementations"]
     assert "_select_conv_backend" in impl["source"]
-    assert sum(n for name, n in impl["counts"].items() if name.startswith("torch:")) == 20, impl
+    examples = 20 + record["coverage"]["torch"]["sweep_examples"]  # the covering sweep runs before the 20
+    assert sum(n for name, n in impl["counts"].items() if name.startswith("torch:")) == examples, impl
 
 
 def test_tensorflow_names_its_onednn_implementations_in_a_run_worker(capfd: pytest.CaptureFixture[str]) -> None:
@@ -190,3 +204,88 @@ def test_shards_coverage_is_united_and_older_records_are_kept_apart() -> None:
         e["pairs"] = {k: v for k, v in e["pairs"].items() if k != "combinations"}  # type: ignore[attr-defined]
     kept = union(older)
     assert kept["partial"] and kept["examples"] == 3
+
+
+def test_the_sweep_covers_every_pair_the_same_way_in_any_run() -> None:
+    caps = NumpyBackend().capabilities()
+    sweep = Guide("numpy", caps).sweep()
+    # A guide that planned and observed other properties first sweeps the same problems: what a property draws may
+    # not depend on the properties before it (a sharded run).
+    busy = Guide("numpy", caps)
+    busy.begin("named_padding", 50)
+    busy.plan(caps)
+    busy.observe(sweep[3].spec)
+    again = busy.sweep()
+    assert [(p.spec, p.seed, p.values) for p in again] == [(p.spec, p.seed, p.values) for p in sweep]
+    assert all(np.array_equal(a.x, b.x) and np.array_equal(a.w, b.w) for a, b in zip(sweep, again))
+    fresh = Guide("numpy", caps)
+    for problem in sweep:
+        fresh.observe(problem.spec)
+    pairs = fresh.to_dict()["pairs"]
+    assert pairs["covered"] == pairs["total"] > 500 and pairs["refused"] == {}, pairs["uncovered"]
+    assert len(sweep) < 60 and max(p.spec.macs for p in sweep) <= 40_000  # small: most under 1,000 multiply-adds
+    assert [p.spec for p in Guide("jax", caps).sweep()] != [p.spec for p in sweep]  # seeded by the backend's name
+
+
+def _full_coverage(record: dict[str, object], name: str) -> dict[str, object]:
+    cov = record["coverage"][name]  # type: ignore[index]
+    pairs = cov["pairs"]
+    assert pairs["covered"] == pairs["total"] and pairs["uncovered"] == [], (name, pairs["uncovered"])
+    assert cov["sweep_examples"] > 10
+    return cov  # type: ignore[no-any-return]
+
+
+def test_a_default_run_covers_every_pair() -> None:
+    record = run_backends([NumpyBackend()], [], list(PROPERTIES), RunOptions(seed=7, pairwise=False))
+    cov = _full_coverage(record, "numpy")
+    (matches,) = [r for r in record["results"] if r["property"] == "matches_reference"]
+    swept = len(Guide("numpy", NumpyBackend().capabilities()).sweep())
+    assert matches["sweep_examples"] == cov["sweep_examples"] == swept
+    assert all(r["sweep_examples"] == 0 for r in record["results"] if r["property"] != "matches_reference")
+
+
+def test_an_isolated_framework_run_covers_every_pair_it_does_not_refuse() -> None:
+    record = _isolated_run("onnxruntime", RunOptions(seed=7, pairwise=False))
+    refused = _full_coverage(record, "onnxruntime")["pairs"]["refused"]  # type: ignore[index]
+    assert all("dilation" in pair and "SAME" in pair for pair in refused), refused  # auto_pad with dilation > 1
+
+
+@functools.cache
+def _sweep_problem(name: str) -> ConvProblem:
+    return Guide(name, NumpyBackend().capabilities()).sweep()[5]
+
+
+class OneSweepProblem(Planted):
+    """Wrong on one problem of its sweep only: no random search meets it again, so the sweep's own example is
+    reported, in full."""
+
+    name = "one-sweep-problem"
+
+    def wrong(self, s: ConvSpec) -> bool:
+        return s == _sweep_problem(self.name).spec
+
+
+class Grouped3d(Planted):
+    """Wrong for grouped 3-D problems with a batch: the sweep meets it, the search shrinks it."""
+
+    name = "grouped-3d"
+
+    def wrong(self, s: ConvSpec) -> bool:
+        return s.rank == 3 and s.groups > 1 and s.batch > 1
+
+
+def test_a_sweep_failure_is_reported_shrunk_or_in_full() -> None:
+    one = OneSweepProblem()
+    record = run_backends([one], [], ["matches_reference"], RunOptions(seed=3, pairwise=False, distinct_bugs=1))
+    (result,) = record["results"]
+    problem = _sweep_problem(one.name)
+    assert result["status"] == "failed" and result["caught_at"] == 6
+    (failure,) = result["failures"]
+    assert failure["problem"] == problem.to_dict() and "coverage-sweep example, not shrunk" in failure["message"]
+    assert "one-sweep-problem" in failure["reproducer"]
+    record = run_backends([Grouped3d()], [], ["matches_reference"], RunOptions(seed=3, pairwise=False, distinct_bugs=1))
+    (result,) = record["results"]
+    assert result["status"] == "failed" and result["caught_at"] <= result["sweep_examples"] + 1
+    (failure,) = result["failures"]
+    shrunk = failure["problem"]["spec"]
+    assert "not shrunk" not in failure["message"] and shrunk["batch"] == 2 and shrunk["groups"] == 2, shrunk
