@@ -309,6 +309,11 @@ def run_property(
         return _search(test, backend, result, deaths)
 
     def register(bug: _Bug) -> None:
+        if any(b.subsumes(bug) for b in bugs):
+            # Already reported in a simpler form (a sweep failure's focused search can shrink further than the
+            # search that ran before it): the same bug, not a second.
+            result.failures = [f for f in result.failures if f is not bug.record]
+            return
         for older in [b for b in bugs if bug.subsumes(b)]:
             bugs.remove(older)
             result.failures = [f for f in result.failures if f is not older.record]
@@ -326,9 +331,11 @@ def run_property(
                 # Each further search has its own database entry: the first one's would replay the bug found.
                 search_key = key if search == 0 else f"{key}#search{search + 1}"
                 found = search_once(search_key, None if seed is None else seed + search)
+                # Its entry in the failures, taken now: handling a sweep failure below may append after it.
+                found_record = result.failures[-1] if found is not None else {}
                 if search == 0 and swept is not None and not result.interrupted:
                     if found is not None and (
-                        distinct_bugs <= 1 or _Bug.of(found, space, result.failures[-1]).covers(swept)
+                        distinct_bugs <= 1 or _Bug.of(found, space, found_record).covers(swept)
                     ):  # the search's shrunk failure is the report (the only one, where one bug is asked for)
                         result.failures = [f for f in result.failures if f is not swept_record]
                     else:
@@ -348,7 +355,7 @@ def run_property(
                             register(_Bug.of(swept, space, result.failures[at]))
                 if found is None or found.kind in DEATHS or result.interrupted:
                     break
-                register(_Bug.of(found, space, result.failures[-1]))
+                register(_Bug.of(found, space, found_record))
     finally:
         result.duration_s = time.perf_counter() - start
     if result.status == "failed":
