@@ -343,16 +343,18 @@ def run_property(
                         if guide is not None:
                             guide.begin(prop.name, conf.max_examples, focus=classify(swept.problem.spec))
                         again = search_once(f"{key}#sweep-shrink", seed)
+                        again_bug = _Bug.of(again, space, result.failures[-1]) if again is not None else None
                         if guide is not None:
                             guide.begin(prop.name, conf.max_examples)
-                        if again is not None and _Bug.of(again, space, result.failures[-1]).covers(swept):
+                        if again_bug is not None and again_bug.covers(swept):
                             result.failures = [f for f in result.failures if f is not swept_record]
-                            register(_Bug.of(again, space, result.failures[-1]))
                         else:
                             note = "a coverage-sweep example, not shrunk: a search planned on its features missed it"
                             at = next(i for i, f in enumerate(result.failures) if f is swept_record)
                             result.failures[at] = failure_record(swept, backend, note)
                             register(_Bug.of(swept, space, result.failures[at]))
+                        if again_bug is not None:  # a failure it found is a bug like any other (or a repeat)
+                            register(again_bug)
                 if found is None or found.kind in DEATHS or result.interrupted:
                     break
                 register(_Bug.of(found, space, found_record))
