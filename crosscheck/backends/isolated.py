@@ -44,7 +44,7 @@ import numpy as np
 from crosscheck.backends import processes
 from crosscheck.backends.base import Backend, BackendUnavailable, Capabilities, PrecisionMode
 from crosscheck.core.errors import CrosscheckError
-from crosscheck.core.hardware import caps_in_effect
+from crosscheck.core.hardware import caps_in_effect, libc
 from crosscheck.core.problem import ConvProblem, ConvSpec
 
 BackendFactory = Callable[[], Backend]
@@ -155,7 +155,7 @@ def _flush() -> None:
         with contextlib.suppress(Exception):
             stream.flush()
     with contextlib.suppress(Exception):  # C code's stdio buffers too (printf)
-        processes.libc().fflush(None)
+        libc().fflush(None)
 
 
 def _end_and_exit(code: int) -> None:

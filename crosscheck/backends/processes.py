@@ -11,24 +11,17 @@ behind. Elsewhere (no /proc, no prctl) these are no-ops and only the process gro
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import functools
 import os
 import signal
 import sys
 import time
-from typing import Any
+
+from crosscheck.core.hardware import libc
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 _ROUNDS = 20  # scan-and-kill rounds: a process forking as fast as it is killed still ends within a few
 _REAP_WAIT_S = 2.0  # for a killed child to become a zombie that can be reaped
-
-
-@functools.cache
-def libc() -> Any:
-    """The C library this process runs (loaded once; the worker also flushes C stdio through it)."""
-    return ctypes.CDLL(None, use_errno=True)
 
 
 def _prctl(option: int, value: int) -> bool:

@@ -13,6 +13,7 @@ keyed on (framework version, ISA class) (`crosscheck.run.findings`).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import hashlib
 import json
@@ -188,6 +189,13 @@ def held_output(fd: int) -> Iterator[list[str]]:
             held.append(tmp.read().decode("utf-8", "replace"))
 
 
+@functools.cache
+def libc() -> Any:
+    """The C library this process runs (loaded once): C stdio is flushed through it before output is read, and the
+    process helpers (crosscheck.backends.processes) make their prctl calls through it."""
+    return ctypes.CDLL(None, use_errno=True)
+
+
 class KeptOutput:
     """What C code writes to file descriptor `fd` from now on, for the rest of the process, kept in an unlinked
     file instead (a worker's oneDNN verbose lines, which must never reach the terminal): `take` reads it."""
@@ -205,8 +213,6 @@ class KeptOutput:
 
     def take(self) -> str:
         """The text written since the last take (C's stdio buffers flushed first)."""
-        from crosscheck.backends.processes import libc
-
         (sys.stdout if self._fd == 1 else sys.stderr).flush()
         with contextlib.suppress(Exception):
             libc().fflush(None)
