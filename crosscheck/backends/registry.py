@@ -32,11 +32,26 @@ BUILTIN: dict[str, str] = {
     "onnx.reference": "crosscheck.backends.onnx_backends:OnnxReferenceBackend",
 }
 
+# The paths ported models take (compiled, layer-level, converted): each is another implementation of the same
+# convolution, but each example costs a compilation, a layer build or a conversion, so a default run (60 s
+# budget) leaves them out; `--backends ported` (or a name) runs them and `crosscheck backends` lists them.
+PORTED: dict[str, str] = {}
+
 # Short names a user may type for a family of backends.
 ALIASES: dict[str, tuple[str, ...]] = {
     "scipy": ("scipy.correlate", "scipy.convolve", "scipy.ndimage", "scipy.fft"),
     "onnx": ("onnxruntime", "onnx.reference"),
 }
+
+
+def aliases() -> dict[str, tuple[str, ...]]:
+    """ALIASES plus "ported" (read on every call: tests and plugins may change PORTED)."""
+    return {**ALIASES, "ported": tuple(PORTED)}
+
+
+def builtins() -> dict[str, str]:
+    """Every built-in adapter by name, the default ones and the ported ones."""
+    return {**BUILTIN, **PORTED}
 
 
 def plugins() -> dict[str, EntryPoint]:
@@ -47,7 +62,7 @@ def plugins() -> dict[str, EntryPoint]:
     """
     out: dict[str, EntryPoint] = {}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name in BUILTIN or ep.name in ALIASES:
+        if ep.name in builtins() or ep.name in aliases():
             warnings.warn(
                 f"crosscheck plugin {ep.name!r} ({ep.value}) is ignored: the name belongs to a built-in backend",
                 stacklevel=2,
@@ -58,17 +73,25 @@ def plugins() -> dict[str, EntryPoint]:
 
 
 def backend_names() -> list[str]:
+    """The backends a run takes by default: the built-in eager ones and the installed plugins."""
     return list(BUILTIN) + sorted(plugins())
+
+
+def all_backend_names() -> list[str]:
+    """Every backend a user can name: the default ones and the ported ones."""
+    return list(BUILTIN) + list(PORTED) + sorted(plugins())
 
 
 def expand(names: list[str]) -> list[str]:
     """Resolve aliases and refuse unknown names (with the list of known ones)."""
     known_plugins = plugins()
+    known_builtins = builtins()
+    known_aliases = aliases()
     out: list[str] = []
     for name in names:
-        for n in ALIASES.get(name, (name,)):
-            if n not in BUILTIN and n not in known_plugins:
-                known = ", ".join(sorted(set(BUILTIN) | set(ALIASES) | set(known_plugins)))
+        for n in known_aliases.get(name, (name,)):
+            if n not in known_builtins and n not in known_plugins:
+                known = ", ".join(sorted(set(known_builtins) | set(known_aliases) | set(known_plugins)))
                 raise CrosscheckError(f"unknown backend {name!r}; known backends: {known}")
             if n not in out:
                 out.append(n)
@@ -78,8 +101,9 @@ def expand(names: list[str]) -> list[str]:
 def resolve(name: str) -> str:
     """The "module:attribute" that builds backend `name` (a built-in, or a plugin's entry point)."""
     (target,) = expand([name])
-    if target in BUILTIN:
-        return BUILTIN[target]
+    known_builtins = builtins()
+    if target in known_builtins:
+        return known_builtins[target]
     return plugins()[target].value
 
 
@@ -89,7 +113,7 @@ def instantiate(spec: str, name: str, device: str = "cpu") -> Backend:
     Module-level so that a worker process can be handed `partial(instantiate, spec, name, device)`.
     """
     module_name, _, attr = spec.partition(":")
-    builtin = BUILTIN.get(name) == spec
+    builtin = builtins().get(name) == spec
     try:
         module = importlib.import_module(module_name)  # adapters import their framework lazily
         obj: Any = module

@@ -643,10 +643,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 def cmd_backends(args: argparse.Namespace) -> int:
     from crosscheck.backends.base import BackendUnavailable
-    from crosscheck.backends.registry import backend_names
+    from crosscheck.backends.registry import PORTED, all_backend_names
     from crosscheck.run.session import close_backends, load_backend
 
-    for name in backend_names():
+    for name in all_backend_names():
         try:
             # In a worker, like `run`: a plugin that crashes or hangs while loading is listed, not fatal.
             b = load_backend(name, isolation=not args.no_isolation, timeout=DEFAULT_TIMEOUT_S)
@@ -655,6 +655,8 @@ def cmd_backends(args: argparse.Namespace) -> int:
             continue
         try:
             _describe_backend(b)
+            if name in PORTED:
+                print(f"{'':<16} a ported path: not in a default run; `crosscheck run --backends ported` runs it")
         finally:
             close_backends([b])
     from crosscheck.core.hardware import cpu, machine_levels
