@@ -100,3 +100,37 @@ def test_the_layer_sweep_times_every_rank_and_kind(bench: ModuleType, monkeypatc
     expected = [(layer[0], dtype) for layer in layers for dtype in ("float32", "float64")]
     assert [(r["layer"], r["dtype"]) for r in rows] == expected
     assert all(r["reference_s"] > 0 and r["torch_f64_s"] > 0 for r in rows)
+
+
+def test_reference_share_times_the_reference_of_a_run(tmp_path: Path) -> None:
+    import json
+    import subprocess
+
+    script = SCRIPT.parent / "reference_share.py"
+    seconds = tmp_path / "seconds.json"
+    args = ["run", "--backends", "numpy", "--properties", "matches_reference,gradient_input", "--max-examples", "3"]
+    proc = subprocess.run(
+        [sys.executable, str(script), str(seconds), "--", *args, "--no-pairwise", "--out", str(tmp_path / "r")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    got = json.loads(seconds.read_text())
+    # matches_reference calls reference(); gradient_input calls the gradient module's functions, which the
+    # property imports by name: both must be timed, each example at least once.
+    assert got["calls"] >= 6 and 0 < got["reference_s"] < got["wall_s"] and got["exit"] == 0
+
+
+def test_reference_share_counts_nested_calls_once(bench: ModuleType) -> None:
+    import subprocess
+
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import reference_share as r; r.instrument(); "
+        "from crosscheck import ConvSpec, make_problem; from crosscheck.reference import reference; "
+        "p = make_problem(ConvSpec(batch=1, in_channels=2, out_channels=2, in_size=(6,), kernel=(3,), "
+        "dtype='float64'), 0); "
+        "reference(p); reference(p, 'direct'); print(r.totals['calls'])"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(SCRIPT.parent)], capture_output=True, text=True, check=True)
+    assert proc.stdout.split() == ["2"]
