@@ -203,3 +203,12 @@ def test_a_wrong_convolution_only_realistic_shapes_reach_is_caught(shapes: str) 
     assert failure["layer"] and "a realistic shape, scaled from" in failure["message"]
     spec = ConvSpec.from_dict(failure["problem"]["spec"])
     assert spec.in_channels // spec.groups >= 64
+
+
+def test_every_layer_is_in_the_default_declared_space() -> None:
+    # Capabilities' default stride and dilation limits cover the data (wav2vec's k10/s5, the ASPP rates): a layer
+    # the budget can hold is never left out for its geometry.
+    budget = realistic.REALISTIC_MAX_MACS
+    fitting = {layer.name for layer in realistic.layers() if realistic.fit(layer, budget) is not None}
+    drawn = {s.layer.name for s in realistic.pool(Capabilities(), budget)}
+    assert drawn == fitting and any("ASPP rate 36" in name for name in drawn), sorted(drawn)
