@@ -41,7 +41,7 @@ from crosscheck.reference.elementwise import elementwise, two_sum
 from crosscheck.reference.geometry import grouped_input, grouped_weight
 from crosscheck.reference.result import ReferenceResult
 from crosscheck.reference.stacked import canonical as stacked_canonical
-from crosscheck.reference.stacked import magnitude_float64, narrow, stacked_columns
+from crosscheck.reference.stacked import magnitude_float64, narrow, product, stacked_columns
 
 # The reference's own error may use at most this fraction of the float64 bound γ_K(u)·M it judges.
 ACCURACY_SHARE = 2.0**-10
@@ -315,23 +315,25 @@ def _stacked_float64(problem: ConvProblem, tail: bool = True) -> ReferenceResult
     pad = (slice(None), slice(None)) + (None,) * (xg.ndim - 2)
     if tail and _moduli_within(_TAIL_RANGE, problem.x, problem.w):
         bits = slice_bits(terms)
-        # A = A1 + A', B = B1 + B' (one slice, exact remainders): A·B = A1·B1 + (A1·B' + A'·B). A1·B1 is exact
-        # (K products of b-bit slices); the second GEMM of 2K terms rounds, by at most γ_2K(u)·Σ(|A1||B'| + |A'||B|)
-        # (Higham §3.1, products included, any order), and |A1| ≤ 2^e, |B'| ≤ 2^(f−b−1), |A'| ≤ 2^(e−b−1),
-        # |B| < 2^f make that sum at most K·2^(e+f−b). An element with M = 0 has a zero in every term: exact.
+        # A = A1 + A', B = B1 + B' (one slice, exact remainders): A·B = A1·B1 + (A·B' + A'·B1). A1·B1 is exact
+        # (K products of b-bit slices); the rest, 2K terms, rounds by at most γ_2K(u)·Σ(|A||B'| + |A'||B1|)
+        # (Higham §3.1, products included, any order), and |A| < 2^e, |B'| ≤ 2^(f−b−1), |A'| ≤ 2^(e−b−1),
+        # |B1| ≤ 2^f (|B| < 2^f rounded to a multiple of 2^(f−b)) make that sum at most K·2^(e+f−b).
+        # An element with M = 0 has a zero in every term: exact. The columns of B1 serve both products, so the
+        # path gathers three im2col matrices (|B|, B1, B'), not four.
         rounded = gamma(2 * terms, F64_U) * terms * np.ldexp(1.0, shift - bits) * (1 + 2.0**-40)
         rounded = np.where(mag > 0, rounded, 0.0)
         if np.all(rounded <= target):
             (x1,), x_rest = split(xg, 2, bits, 1, ex[pad])
             (a1,), a_rest = split(a, 2, bits, 1, ea)
             # One im2col per operand rather than one stacked: the same copies, and none at all for a 1×1 layer of
-            # stride 1, whose columns are the input itself. fl(fl(A1·B') + fl(A'·B)) is one summation order of the
+            # stride 1, whose columns are the input itself. fl(fl(A·B') + fl(A'·B1)) is one summation order of the
             # 2K products, inside the same γ_2K bound.
             b1 = stacked_columns([x1], spec)
-            p1 = np.matmul(a1, b1)
+            p1 = product(a1, b1)
+            rest = product(a_rest, b1)
             del b1
-            rest = np.matmul(a1, stacked_columns([x_rest], spec))
-            rest += np.matmul(a_rest, stacked_columns([xg], spec))
+            rest += product(a, stacked_columns([x_rest], spec))
             hi, lo = two_sum(p1, rest)
             return _stacked_result(spec, hi, lo, mag, rounded + 2.0**-1074)
     for count in range(3, MAX_SLICES + 1):
@@ -352,7 +354,7 @@ def _stacked_float64(problem: ConvProblem, tail: bool = True) -> ReferenceResult
     lo = np.zeros(mag.shape)
     for level in range(1, count + 1):  # level t + 1 = i + j: largest first, the double-double sum stays tight
         a_level = a_slices[level - 1] if level == 1 else np.concatenate(a_slices[level - 1 :: -1], axis=2)
-        p = np.matmul(a_level, b[:, :, : level * terms])  # Σ_{i+j=level+1} A_i·B_j: exact (module docstring)
+        p = product(a_level, b[:, :, : level * terms])  # Σ_{i+j=level+1} A_i·B_j: exact (module docstring)
         hi, e = two_sum(hi, p)
         lo += e
     # Σ|levels| ≤ Σ|products| ≤ (Σ_i|X_i|)·(Σ_j|W_j|) ≤ (1 + 2^(1−b))²·M + the remainders: 2·M is generous.

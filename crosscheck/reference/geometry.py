@@ -14,11 +14,16 @@ def work_dtype(a: np.ndarray) -> type:
     return np.complex128 if np.iscomplexobj(a) else np.float64
 
 
-def grouped_input(x: np.ndarray, spec: ConvSpec, dtype: type | None = None) -> np.ndarray:
-    """Zero-padded input as (N, G, C_in/G, *padded_size) in `dtype` (default: `work_dtype(x)`)."""
+def grouped_input(x: np.ndarray, spec: ConvSpec, dtype: type | None = None, *, modulus: bool = False) -> np.ndarray:
+    """Zero-padded input (|x| if `modulus`) as (N, G, C_in/G, *padded_size) in `dtype` (default: `work_dtype(x)`).
+
+    Written into a zeroed array in one pass (np.pad costs a conversion copy and ~30 µs of Python besides, which
+    is most of a small problem's reference)."""
     dtype = dtype or work_dtype(x)
-    xp: np.ndarray = np.pad(x.astype(dtype), [(0, 0), (0, 0), *spec.pads])
-    n, c = xp.shape[:2]
+    n, c, *size = x.shape
+    xp = np.zeros((n, c, *(m + lo + hi for m, (lo, hi) in zip(size, spec.pads))), dtype)
+    inside = xp[(slice(None), slice(None), *(slice(lo, lo + m) for m, (lo, _) in zip(size, spec.pads)))]
+    inside[...] = np.abs(x) if modulus else x
     return xp.reshape(n, spec.groups, c // spec.groups, *xp.shape[2:])
 
 

@@ -48,6 +48,16 @@ def stacked_columns(inputs: list[np.ndarray], spec: ConvSpec) -> np.ndarray:
     return np.ascontiguousarray(v).reshape(n, g, len(inputs) * spec.terms, -1)
 
 
+def product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """A (..., R, K) @ B (..., K, P), broadcast. A depthwise layer's rows are single (R = 1): its products are
+    matrix-vector products over a B that does not fit in cache, and NumPy's einsum streams B at ~1.6× the rate of
+    matmul's batched BLAS calls here (1.0 vs 1.7 ms for ConvNeXt's 7×7 layer, one thread). Both sum each element's
+    K products in some order, which is all the error bounds assume (any order; exact sums stay exact)."""
+    if a.shape[-2] == 1:
+        return np.einsum("...rk,...kp->...rp", a, b)
+    return np.matmul(a, b)
+
+
 def canonical(spec: ConvSpec, y: np.ndarray) -> np.ndarray:
     """(N, G, C_out/G, P) -> (N, C_out, *out): a reshape, no copy."""
     return y.reshape(spec.batch, spec.out_channels, *spec.out_size)
@@ -55,7 +65,7 @@ def canonical(spec: ConvSpec, y: np.ndarray) -> np.ndarray:
 
 def magnitude_float64(a: np.ndarray, xg: np.ndarray, spec: ConvSpec) -> np.ndarray:
     """|A|·|B| (N, G, Og, P) in float64, rounded up past its own error (sums of K non-negative terms: γ_{K+1})."""
-    return np.asarray(np.matmul(np.abs(a), stacked_columns([np.abs(xg)], spec)) * (1 + gamma(spec.terms + 1, F64_U)))
+    return np.asarray(product(np.abs(a), stacked_columns([np.abs(xg)], spec)) * (1 + gamma(spec.terms + 1, F64_U)))
 
 
 def narrow(problem: ConvProblem, a32: np.ndarray, float32_magnitude: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -67,9 +77,10 @@ def narrow(problem: ConvProblem, a32: np.ndarray, float32_magnitude: bool) -> tu
     spec = problem.spec
     a = a32.astype(np.float64)
     xg = grouped_input(problem.x, spec, np.float64)
-    y = np.matmul(a, stacked_columns([xg], spec))
+    y = product(a, stacked_columns([xg], spec))
     if float32_magnitude:
-        m32 = np.matmul(np.abs(a32), stacked_columns([np.abs(xg).astype(np.float32)], spec))
+        # |x| is exact in float32 (the problem's values are): pad and gather it there, half the bytes.
+        m32 = product(np.abs(a32), stacked_columns([grouped_input(problem.x, spec, np.float32, modulus=True)], spec))
         slack = (1 + 2 * F64_U) / (1 - gamma(spec.terms, 2.0**-24))
         mag = np.asarray(m32.astype(np.float64) * slack)
     else:
