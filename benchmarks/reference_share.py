@@ -3,8 +3,8 @@
     python benchmarks/reference_share.py SECONDS_FILE -- run --shapes realistic --out reports/r
 
 Runs the command line in this process with every function of the `crosscheck.reference` package timed (the
-outermost call only, so a reference calling its own helpers counts once) and writes
-{"reference_s": ..., "calls": ..., "wall_s": ..., "exit": ...} to SECONDS_FILE. Backends run in their worker
+outermost call only, so a reference calling its own helpers counts once) and writes {"reference_s", "calls",
+"wall_s", "exit", "by_function": seconds per outermost function} to SECONDS_FILE. Backends run in their worker
 processes (the default isolation), so the main process's time is the reference, the comparisons and the run's
 own bookkeeping; the reference's share is reference_s / wall_s.
 
@@ -28,6 +28,7 @@ from typing import Any
 
 _state = threading.local()
 totals = {"seconds": 0.0, "calls": 0}
+by_function: dict[str, float] = {}  # outermost function -> seconds: which part of the reference a run waits on
 _lock = threading.Lock()
 
 
@@ -44,9 +45,11 @@ def _timed(fn: Callable[..., Any]) -> Callable[..., Any]:
         finally:
             elapsed = time.perf_counter() - start
             _state.depth = 0
+            name = f"{fn.__module__.rsplit('.', 1)[-1]}.{fn.__qualname__}"
             with _lock:
                 totals["seconds"] += elapsed
                 totals["calls"] += 1
+                by_function[name] = by_function.get(name, 0.0) + elapsed
 
     return wrapper
 
@@ -82,7 +85,15 @@ def main(argv: list[str]) -> int:
     code = crosscheck_main(argv[2:])
     wall = time.perf_counter() - start
     out.write_text(
-        json.dumps({"reference_s": totals["seconds"], "calls": totals["calls"], "wall_s": wall, "exit": code})
+        json.dumps(
+            {
+                "reference_s": totals["seconds"],
+                "calls": totals["calls"],
+                "wall_s": wall,
+                "exit": code,
+                "by_function": dict(sorted(by_function.items(), key=lambda kv: -kv[1])),
+            }
+        )
     )
     return code
 
