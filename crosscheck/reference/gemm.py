@@ -29,6 +29,7 @@ loop's:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -294,10 +295,14 @@ def _moduli_within(limits: tuple[float, float], *arrays: np.ndarray) -> bool:
     return True
 
 
-def _stacked_float64(problem: ConvProblem, tail: bool = True) -> ReferenceResult | None:
+def _stacked_float64(
+    problem: ConvProblem, tail: bool = True, target_of: Callable[[np.ndarray], np.ndarray] | None = None
+) -> ReferenceResult | None:
     """The float64 result from slices of the padded input (`crosscheck.reference.stacked`), or None where the
     image-wide alignment would truncate some element past its share (then the per-column slices decide). `tail`
-    False skips the one-slice path, as values outside its range do (the tests prove each path on its own)."""
+    False skips the one-slice path, as values outside its range do (the tests prove each path on its own).
+    `target_of(M)` (M in the (N, G, C_out/G, P) layout) replaces the share as the error each element may carry:
+    the gradients demand their own, stricter one (`crosscheck.reference.gradients`)."""
     spec = problem.spec
     terms = spec.terms
     if not (np.all(np.isfinite(problem.x)) and np.all(np.isfinite(problem.w))):
@@ -309,7 +314,7 @@ def _stacked_float64(problem: ConvProblem, tail: bool = True) -> ReferenceResult
     mx = np.max(np.abs(xg).reshape(spec.batch, spec.groups, -1), axis=2)  # (N, G)
     ea = np.asarray(np.frexp(ma)[1], dtype=np.float64)
     ex = np.asarray(np.frexp(mx)[1], dtype=np.float64)
-    target = ACCURACY_SHARE * gamma(terms, F64_U) * mag
+    target = ACCURACY_SHARE * gamma(terms, F64_U) * mag if target_of is None else target_of(mag)
     exponents = _exponent_range((ma, ea), (mx, ex))
     shift = (ea[None] + ex[:, :, None, None]).astype(np.int64)  # e_row + f_image, (N, G, Og, 1)
     pad = (slice(None), slice(None)) + (None,) * (xg.ndim - 2)

@@ -24,7 +24,7 @@ from crosscheck.core.adjoint import (
     weight_gradient_terms,
 )
 from crosscheck.core.values import VALUE_KINDS
-from crosscheck.reference import direct
+from crosscheck.reference import direct, gradients
 from crosscheck.reference.gradients import input_gradient, weight_gradient
 from crosscheck.reference.result import ReferenceResult
 from crosscheck.reference.transposed import conv_transpose
@@ -203,3 +203,50 @@ def test_output_padding_reaches_every_input_size(
                 assert n == (out - 1) * stride - lo - hi + dilation * (kernel - 1) + 1 + p
         formula = [(out - 1) * stride - lo - hi + eff + p for p in range(stride)]
         assert sizes == [n for n in formula if n >= 1]
+
+
+def _through_loops(monkeypatch: pytest.MonkeyPatch, problem: ConvProblem, g: np.ndarray) -> list[ReferenceResult]:
+    with monkeypatch.context() as m:
+        m.setattr(gradients, "_FAST_DTYPES", ())  # the per-tap loops, as before the GEMM paths
+        return [input_gradient(problem, g), weight_gradient(problem, g)]
+
+
+@given(small)
+def test_the_gemm_gradients_are_as_accurate_as_the_loops(drawn: tuple[ConvSpec, int, str]) -> None:
+    # The GEMM paths may only be faster: same values within both bounds, a bound never above the loops' one (M
+    # may differ in its last bits: both are rounded up past their own error, test_..._exact_definition).
+    problem = build(drawn)
+    g = cotangent(problem)
+    fast = [input_gradient(problem, g), weight_gradient(problem, g)]
+    with pytest.MonkeyPatch.context() as m:
+        loops = _through_loops(m, problem, g)
+    for f, slow in zip(fast, loops):
+        assert np.all(f.distance(slow.approx) <= f.error_bound + slow.error_bound + 2 * 2.0**-53 * np.abs(slow.approx))
+        assert np.all(f.error_bound <= slow.error_bound * (1 + 1e-12) + 2.0**-1074)
+
+
+REALISTIC = [
+    ConvSpec(2, 16, 32, (20, 20), (3, 3), padding=((1, 1), (1, 1))),
+    ConvSpec(1, 24, 24, (14, 14), (5, 5), groups=24, padding=((2, 2), (2, 2))),  # depthwise
+    ConvSpec(2, 64, 16, (7, 7), (1, 1)),
+    ConvSpec(2, 8, 8, (21, 19), (3, 3), stride=(2, 3), dilation=(2, 1), padding=((2, 1), (0, 2))),
+    ConvSpec(1, 8, 6, (6, 5, 7), (3, 3, 3), padding=((1, 1), (0, 0), (1, 2))),
+]
+# Not here: float64 input gradients of strided 3-D layers with few channels. Their border elements sum so few
+# nonzero products (K) that the loops' γ_2K²·M is below what five slices reach, so they keep the loops.
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("spec", REALISTIC, ids=lambda s: s.describe()[:40])
+def test_layers_of_real_networks_take_the_gemm_gradients(spec: ConvSpec, dtype: str) -> None:
+    problem = make_problem(spec.with_(dtype=dtype), 3)
+    g = cotangent(problem)
+    fast_x = gradients._fast_input_gradient(problem, g, input_gradient_terms(problem.spec))
+    fast_w = gradients._fast_weight_gradient(problem, g, weight_gradient_terms(problem.spec)[0, 0][None, None])
+    assert fast_x is not None and fast_w is not None
+    with pytest.MonkeyPatch.context() as m:
+        loop_x, loop_w = _through_loops(m, problem, g)
+    for f, slow in ((fast_x, loop_x), (fast_w, loop_w)):
+        assert f.value.shape == slow.value.shape
+        assert np.all(f.distance(slow.approx) <= f.error_bound + slow.error_bound + 2 * 2.0**-53 * np.abs(slow.approx))
+        assert np.all(f.error_bound <= slow.error_bound * (1 + 1e-12) + 2.0**-1074)
