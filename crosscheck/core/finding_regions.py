@@ -150,6 +150,7 @@ REGIONS: dict[str, tuple[Region, ...]] = {
     "tensorflow-float16-conv-transpose-sums-in-float16": (Region(TF, TRANSPOSED, _float16),),
     "tensorflow-bfloat16-explicit-padding-input-gradient": (Region(TF, GRAD_X, _tf_bfloat16_explicit_pads),),
     "tensorflow-bfloat16-explicit-padding-weight-gradient": (Region(TF, GRAD_W, _tf_bfloat16_explicit_pads),),
+    "tensorflow-bfloat16-explicit-padding-conv-transpose": (Region(TF, TRANSPOSED, _tf_bfloat16_explicit_pads),),
     "tensorflow-bfloat16-same-depth-padded-conv3d-garbage": (
         Region(TF, FORWARD, _tf_bfloat16_same_depth_padded_conv3d),
     ),
