@@ -26,7 +26,7 @@ import numpy as np
 from crosscheck.backends.base import Backend, Capabilities
 from crosscheck.core.dtypes import COMPLEX_DTYPES, INT_DTYPES
 from crosscheck.core.padding import effective_kernel
-from crosscheck.core.problem import ConvProblem
+from crosscheck.core.problem import ConvProblem, ConvSpec
 
 Correlate = Callable[[np.ndarray, np.ndarray], np.ndarray]
 PerOutput = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -145,6 +145,18 @@ class ScipyFFT(_Scipy):
         return np.asarray(y[sub].reshape(spec.y_shape))
 
 
+# One ndimage.correlate call per (input, output) channel pair (four for complex values), each ~15 µs of overhead at
+# least: past this many a problem outlasts the worker's 60 s (ResNet-50's 512→2048 1×1 layer, complex: 4·10⁶ calls).
+MAX_NDIMAGE_CALLS = 2**16
+
+
+def _ndimage_calls(spec: ConvSpec) -> str | None:
+    calls = spec.out_channels * (spec.in_channels // spec.groups) * (4 if spec.dtype in COMPLEX_DTYPES else 1)
+    if calls > MAX_NDIMAGE_CALLS:
+        return f"{calls} ndimage calls (one per channel pair, four for complex) exceed {MAX_NDIMAGE_CALLS}"
+    return None
+
+
 class ScipyNdimage(_Scipy):
     name = "scipy.ndimage"
     framework = "scipy"
@@ -163,10 +175,16 @@ class ScipyNdimage(_Scipy):
             dtypes=("float64", "float32", *INT_DTYPES, *COMPLEX_DTYPES),
             padding=("SAME", "SAME_LOWER"),
             max_stride=1,
+            constraints=(_ndimage_calls,),
             unsupported=(
                 ("dtype float16", "scipy.ndimage raises 'array type not supported' for float16"),
                 ("dtype bfloat16", "scipy.ndimage raises 'array type not supported' for bfloat16"),
                 ("stride > 1", "scipy.ndimage has no stride: it would compute every stride-1 position and drop most"),
+                (
+                    f"more than {MAX_NDIMAGE_CALLS} channel-pair calls",
+                    "scipy.ndimage has no channel axis: one call per (input, output) channel pair, four for complex "
+                    "values, ~15 µs each at least; more would outlast the worker's timeout",
+                ),
                 (
                     "padding VALID and explicit",
                     "scipy.ndimage's output has its input's size: pads totalling less than the window would compute "

@@ -212,3 +212,25 @@ def test_every_layer_is_in_the_default_declared_space() -> None:
     fitting = {layer.name for layer in realistic.layers() if realistic.fit(layer, budget) is not None}
     drawn = {s.layer.name for s in realistic.pool(Capabilities(), budget)}
     assert drawn == fitting and any("ASPP rate 36" in name for name in drawn), sorted(drawn)
+
+
+def test_a_layer_the_backend_refuses_is_drawn_freely_instead() -> None:
+    # A backend's own rule (here: at most 8 input channels) refuses most layers: those draws become free ones,
+    # never a rejection (under --shapes realistic every draw would be rejected for such a backend).
+    def few_channels(spec: ConvSpec) -> str | None:
+        return "more than 8 input channels" if spec.in_channels > 8 else None
+
+    caps = Capabilities(dtypes=("float32",), constraints=(few_channels,))
+    seen = _collect(realistic.Shapes("realistic", 2_000_000), caps)
+    assert seen and all(caps.refuses(s) is None for s in seen)
+    assert any(realistic.origin(s) is not None for s in seen)  # the layers it can run are still drawn
+
+
+def test_scipy_ndimage_refuses_what_would_outlast_its_worker() -> None:
+    from crosscheck.backends.scipy_backends import ScipyNdimage
+
+    caps = ScipyNdimage().capabilities()
+    hang = ConvSpec(1, 512, 2048, (6, 6), (1, 1), padding="SAME", dtype="complex128")  # 4·10⁶ calls: hung 60 s
+    assert "channel pair" in (caps.refuses(hang) or "")
+    assert caps.refuses(hang.with_(in_channels=64, out_channels=256)) is None
+    assert any("channel-pair calls" in feature for feature, _ in caps.unsupported)
