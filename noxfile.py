@@ -39,6 +39,13 @@ FRAMEWORKS: dict[str, tuple[str, str, str, list[str]]] = {
     "tensorflow": ("tensorflow", "tensorflow", "tests/frameworks/test_tensorflow_backend.py", ALL_PYTHONS),
     "jax": ("jax", "jax", "tests/frameworks/test_jax_backend.py", ["3.11", "3.12", "3.13"]),
     "onnx": ("onnx", "onnx", "tests/frameworks/test_onnx_backends.py", ["3.11", "3.12", "3.13"]),
+    # Keras layers on each of its backends (the `ported` group: not in a default run); jax has no 3.10 wheels.
+    "keras": (
+        "keras,tensorflow,jax,torch",
+        "keras.tensorflow,keras.jax,keras.torch",
+        "tests/frameworks/test_keras_backends.py",
+        ["3.11", "3.12", "3.13"],
+    ),
 }
 
 
@@ -70,7 +77,7 @@ def _framework_session(framework: str) -> None:
     extra, backends, test_file, pythons = FRAMEWORKS[framework]
 
     def session(session: nox.Session) -> None:
-        if framework == "torch":
+        if "torch" in extra.split(","):
             _install_torch(session)
         _install(session, extra)
         # CI's profile unless the caller picks another (CROSSCHECK_PROFILE=dev nox ... for a quick local pass).
