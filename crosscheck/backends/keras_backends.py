@@ -24,6 +24,7 @@ Keras's (or its backend's) refusals.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
@@ -79,16 +80,20 @@ def load_keras(wanted: str) -> Any:
     """Keras on its `wanted` backend. Keras reads KERAS_BACKEND once, at its first import in a process: if it is
     loaded already on another backend, this process cannot have `wanted` (BackendUnavailable says so)."""
     if "keras" in sys.modules:
-        keras = sys.modules["keras"]
-        have = keras.config.backend()
+        loaded = sys.modules["keras"]
+        have = loaded.config.backend()
         if have != wanted:
-            hint = " (importing tensorflow imports Keras too)" if have == "tensorflow" and "tensorflow" in sys.modules else ""
+            hint = (
+                " (importing tensorflow imports Keras too)"
+                if have == "tensorflow" and "tensorflow" in sys.modules
+                else ""
+            )
             raise BackendUnavailable(
                 f"keras.{wanted}: this process already loaded Keras on its {have} backend{hint}, and Keras picks its "
                 f"backend once per process (KERAS_BACKEND at its first import): keras.{wanted} needs a process of "
                 "its own, which a run gives each backend unless --no-isolation is set"
             )
-        return keras
+        return loaded
     # Set before the backend framework loads too: `import tensorflow` imports Keras (tf.keras) on whatever backend
     # KERAS_BACKEND names then. Restored afterwards: this process's environment is not Keras's to keep.
     previous = os.environ.get("KERAS_BACKEND")
@@ -97,7 +102,9 @@ def load_keras(wanted: str) -> Any:
         _prepare(wanted)
         import keras
     except ImportError as exc:
-        raise BackendUnavailable(f"keras.{wanted}: keras or {wanted} is not installed ({exc}); pip install keras") from exc
+        raise BackendUnavailable(
+            f"keras.{wanted}: keras or {wanted} is not installed ({exc}); pip install keras"
+        ) from exc
     finally:
         if previous is None:
             os.environ.pop("KERAS_BACKEND", None)
@@ -123,7 +130,8 @@ def _prepare(wanted: str) -> None:
     elif wanted == "jax":
         import jax
 
-        jax.config.update("jax_enable_x64", True)  # without it Keras's float64 layers silently compute in float32
+        config: Any = jax.config
+        config.update("jax_enable_x64", True)  # without it Keras's float64 layers silently compute in float32
     elif wanted == "torch":
         from crosscheck.backends.torch_backend import _pin_precision
 
@@ -249,7 +257,8 @@ class Layers:
 
     def __init__(self, keras: Any) -> None:
         self.keras = keras
-        self._built: OrderedDict[tuple[Plan, tuple[int, ...]], Callable[[Any], Any]] = OrderedDict()
+        self._built: OrderedDict[tuple[Plan, tuple[int, ...]], Callable[[np.ndarray, np.ndarray], np.ndarray]]
+        self._built = OrderedDict()
 
     def __call__(self, plan: Plan, x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
         key = (plan, x.shape)
@@ -259,9 +268,9 @@ class Layers:
             if len(self._built) >= _MAX_LAYERS:
                 self._built.popitem(last=False)
             self._built[key] = entry
-        return entry(x, kernel)  # type: ignore[call-arg]
+        return entry(x, kernel)
 
-    def _build(self, plan: Plan, shape: tuple[int, ...]) -> Callable[..., Any]:
+    def _build(self, plan: Plan, shape: tuple[int, ...]) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
         keras = self.keras
         layers = keras.layers
         conv = getattr(layers, plan.layer)(**plan.kwargs())
@@ -331,9 +340,12 @@ def probe_specs(dtype: str) -> dict[str, ConvSpec]:
     for rank in (1, 2):
         probes[f"DepthwiseConv{rank}D"] = _tiny(rank, dtype, out_channels=4, groups=2)
         probes[f"DepthwiseConv{rank}D channels_first"] = _tiny(rank, dtype, "channels_first", out_channels=4, groups=2)
+        probes[f"DepthwiseConv{rank}D stride"] = _tiny(rank, dtype, out_channels=4, groups=2, stride=(2,) * rank)
         probes[f"DepthwiseConv{rank}D stride with dilation"] = _tiny(
             rank, dtype, out_channels=4, groups=2, stride=(2,) * rank, dilation=(2,) * rank
         )
+    # TensorFlow's Eigen depthwise kernel takes only equal strides (DepthwiseConv1D runs as height 1, strides (s, s)).
+    probes["DepthwiseConv2D unequal strides"] = _tiny(2, dtype, out_channels=4, groups=2, stride=(1, 2))
     return probes
 
 
@@ -364,6 +376,10 @@ def feature_of(spec: ConvSpec, transposed: bool = False) -> list[str]:
     if is_depthwise(spec):
         base = f"DepthwiseConv{spec.rank}D"
         uses = [base]
+        if max(spec.stride) > 1:
+            uses.append(f"{base} stride")
+        if spec.rank == 2 and spec.stride[0] != spec.stride[1]:
+            uses.append(f"{base} unequal strides")
     else:
         base = f"Conv{spec.rank}D"
         uses = [base]
@@ -410,18 +426,23 @@ class KerasBackend(Backend):
     def check_available(self) -> None:
         self._keras()
 
-    def backend_version(self) -> str:
-        from importlib.metadata import PackageNotFoundError, version
-
-        dist = {"tensorflow": None, "jax": "jax", "torch": "torch"}[self.keras_backend]
-        if dist is None:
+    def _below_dist(self) -> str:
+        """The distribution of the framework below Keras (tensorflow-cpu here for tensorflow)."""
+        if self.keras_backend == "tensorflow":
             from crosscheck.backends.tensorflow_backend import installed_distribution
 
-            dist = installed_distribution()
+            return installed_distribution()
+        return self.keras_backend
+
+    def _below_version(self) -> str:
+        """The version of the framework below Keras: known findings one level down (`through` in
+        crosscheck/data/known_findings.json) are keyed on it (dispatch()["framework_versions"])."""
+        from importlib.metadata import PackageNotFoundError, version
+
         try:
-            return f"{dist} {version(dist)}"
+            return version(self._below_dist())
         except PackageNotFoundError:
-            return f"{dist} not installed"
+            return "not installed"
 
     def layers(self) -> Layers:
         if self._layers is None:
@@ -435,11 +456,13 @@ class KerasBackend(Backend):
         for feature, spec in specs.items():
             dt = dtype_info(spec.dtype).numpy
             problem = ConvProblem(spec, np.ones(spec.x_shape, dt), np.ones(spec.w_shape, dt))
-            if transposed:
-                g = np.ones(spec.y_shape, dt)
-                facts[feature] = _attempt(lambda p=problem, g=g: self.conv_transpose(p, g))
-            else:
-                facts[feature] = _attempt(lambda p=problem: self.run(p))
+            g = np.ones(spec.y_shape, dt)
+            call = (
+                functools.partial(self.conv_transpose, problem, g)
+                if transposed
+                else functools.partial(self.run, problem)
+            )
+            facts[feature] = _attempt(call)
         return facts
 
     def facts(self, dtype: str) -> dict[str, str | None]:
@@ -502,7 +525,9 @@ class KerasBackend(Backend):
         floats = tuple(d for d in dtypes if d in FLOAT_DTYPES)
         ranks = ("Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose")
         kept = tuple(d for d in floats if not all(self.transposed_facts(d)[r] for r in ranks))
-        unsupported = [(f"dtype {d}", str(self.transposed_facts(d)["Conv1DTranspose"])) for d in floats if d not in kept]
+        unsupported = [
+            (f"dtype {d}", str(self.transposed_facts(d)["Conv1DTranspose"])) for d in floats if d not in kept
+        ]
         unsupported += [(f"dtype {d}", BACKWARD_INT_REASON) for d in dtypes if d not in floats]
         by_refusal: dict[tuple[str, str], list[str]] = {}
         for d in kept:
@@ -551,7 +576,7 @@ class KerasBackend(Backend):
         keras = self._keras()
         return {
             "keras.config.backend()": keras.config.backend(),
-            "backend framework": self.backend_version(),
+            "backend framework": f"{self._below_dist()} {self._below_version()}",
             "keras.config.floatx()": keras.config.floatx(),
             "keras.config.dtype_policy()": str(keras.config.dtype_policy().name),
         }
@@ -569,7 +594,9 @@ class KerasBackend(Backend):
         lines += [
             "import numpy as np",
             "import keras",
-            "x = problem.x" if spec.layout == "channels_first" else "x = np.moveaxis(problem.x, 1, -1)  # channels last",
+            "x = problem.x"
+            if spec.layout == "channels_first"
+            else "x = np.moveaxis(problem.x, 1, -1)  # channels last",
             f"kernel = np.transpose(problem.w, {(*range(2, 2 + spec.rank), 1, 0)})  # (*kernel, C_in/groups, C_out)",
         ]
         if plan.layer.startswith("Depthwise"):
@@ -599,13 +626,10 @@ class KerasTensorflow(KerasBackend):
     description = f"Keras 3 layers on its tensorflow backend: {LAYERS}"
 
     def dispatch(self) -> dict[str, Any]:
-        from crosscheck.backends.tensorflow_backend import installed_distribution
         from crosscheck.core.hardware import tensorflow_dispatch
 
-        self._keras()
-        from importlib.metadata import version
-
-        return tensorflow_dispatch(version(installed_distribution()))
+        version = self._below_version()
+        return {**tensorflow_dispatch(version), "framework_versions": {"tensorflow": version}}
 
 
 class KerasJax(KerasBackend):
@@ -617,7 +641,7 @@ class KerasJax(KerasBackend):
         from crosscheck.core.hardware import xla_dispatch
 
         self._keras()
-        return xla_dispatch()
+        return {**xla_dispatch(), "framework_versions": {"jax": self._below_version()}}
 
 
 class KerasTorch(KerasBackend):
@@ -629,8 +653,7 @@ class KerasTorch(KerasBackend):
         from crosscheck.core.hardware import torch_dispatch
 
         self._keras()
-        return torch_dispatch()
+        return {**torch_dispatch(), "framework_versions": {"torch": self._below_version()}}
 
 
 BACKENDS: dict[str, type[KerasBackend]] = {b.name: b for b in (KerasTensorflow, KerasJax, KerasTorch)}
-

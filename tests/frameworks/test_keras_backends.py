@@ -16,7 +16,9 @@ import pytest
 
 # Not importorskip: importing Keras here would load it on its default backend (tensorflow) for the whole process.
 if importlib.util.find_spec("keras") is None or importlib.util.find_spec("torch") is None:
-    pytest.skip("keras or torch is not installed (keras.torch is this file's in-process backend)", allow_module_level=True)
+    pytest.skip(
+        "keras or torch is not installed (keras.torch is this file's in-process backend)", allow_module_level=True
+    )
 
 from crosscheck import ConvProblem, ConvSpec, compare, make_problem
 from crosscheck.backends import keras_backends as kb
@@ -33,7 +35,8 @@ from crosscheck.run.runner import run_property
 
 
 def test_import_loads_no_framework() -> None:
-    code = "import sys, crosscheck.backends.keras_backends; print([m for m in ('keras', 'torch', 'jax', 'tensorflow') if m in sys.modules])"
+    frameworks = "('keras', 'torch', 'jax', 'tensorflow')"
+    code = f"import sys, crosscheck.backends.keras_backends; print([m for m in {frameworks} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
