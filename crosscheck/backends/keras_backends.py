@@ -162,7 +162,7 @@ def forward_plan(spec: ConvSpec) -> Plan:
     zero_padding = None
     if spec.padding in ("VALID", "SAME"):
         padding = str(spec.padding).lower()
-    elif is_causal(spec):
+    elif is_causal(spec) and not is_depthwise(spec):  # DepthwiseConv1D refuses 'causal' (measured): ZeroPadding1D
         padding = "causal"
     else:  # explicit pads (SAME_LOWER is refused by the capabilities)
         padding, zero_padding = "valid", spec.pads

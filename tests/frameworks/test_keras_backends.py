@@ -31,6 +31,11 @@ from crosscheck.properties import PROPERTIES
 from crosscheck.reference.transposed import conv_transpose
 from crosscheck.run.runner import run_property
 
+# Keras's torch backend converts tensors with np.array(x), which NumPy 2 flags on every call: Keras's, not ours.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
+)
+
 # ---- the translation, without Keras --------------------------------------------------------------------
 
 
@@ -81,6 +86,9 @@ def test_padding_translation() -> None:
     assert kb.forward_plan(causal).kwargs()["padding"] == "causal" and kb.forward_plan(causal).zero_padding is None
     assert kb.forward_plan(ConvSpec(1, 1, 1, (6, 6), (3, 3), padding="SAME")).kwargs()["padding"] == "same"
     assert not kb.is_causal(ConvSpec(1, 1, 1, (6,), (3,), padding=((2, 1),)))
+    # DepthwiseConv1D takes no padding='causal' (its padding is 'valid' or 'same' only): ZeroPadding1D instead.
+    depthwise = ConvSpec(1, 2, 2, (6,), (2,), groups=2, padding=((1, 0),))
+    assert kb.forward_plan(depthwise).kwargs()["padding"] == "valid" and kb.forward_plan(depthwise).zero_padding
 
 
 def test_same_transposed_output_padding_gives_the_forward_input_size() -> None:
@@ -120,6 +128,7 @@ EXACT = [
     ConvSpec(1, 2, 2, (7,), (3,), dilation=(2,), padding=((4, 0),)),  # Conv1D padding='causal'
     ConvSpec(1, 3, 6, (6, 6), (3, 3), groups=3, stride=(2, 2), dilation=(1, 1), padding="SAME"),  # DepthwiseConv2D
     ConvSpec(1, 2, 4, (5,), (2,), groups=2, stride=(2,), dilation=(2,), padding=((1, 2),)),  # DepthwiseConv1D
+    ConvSpec(1, 2, 2, (4,), (2,), groups=2, padding=((1, 0),)),  # causal pads, depthwise: through ZeroPadding1D
     ConvSpec(1, 4, 2, (4, 3, 5), (2, 2, 3), groups=2, padding=((1, 0), (0, 1), (2, 2)), layout="channels_first"),
 ]
 
