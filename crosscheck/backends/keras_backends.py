@@ -397,6 +397,31 @@ def feature_of(spec: ConvSpec, transposed: bool = False) -> list[str]:
     return uses
 
 
+def _first_refused(facts: dict[str, str | None], features: list[str], dtype: str) -> str | None:
+    for feature in features:
+        if facts.get(feature):
+            return f"{dtype} keras.layers.{feature}: {facts[feature]}"
+    return None
+
+
+def _declared(
+    facts_of: Callable[[str], dict[str, str | None]], dtypes: tuple[str, ...], ranks: tuple[str, ...]
+) -> tuple[tuple[str, ...], list[tuple[str, str]]]:
+    """(the dtypes some rank's layer runs, the refusals to record): a dtype every rank refuses once, then each
+    refused feature with the dtypes that refuse it (a feature's refusal is left out where its layer's is recorded)."""
+    kept = tuple(d for d in dtypes if not all(facts_of(d)[r] for r in ranks))
+    unsupported = [(f"dtype {d}", str(facts_of(d)[ranks[0]])) for d in dtypes if d not in kept]
+    by_refusal: dict[tuple[str, str], list[str]] = {}
+    for d in kept:
+        facts = facts_of(d)
+        for feature, message in facts.items():
+            base = feature.split()[0]
+            if message and not (feature != base and facts.get(base)):
+                by_refusal.setdefault((feature, message), []).append(d)
+    unsupported += [(f"{feature} ({', '.join(ds)})", m) for (feature, m), ds in by_refusal.items()]
+    return kept, unsupported
+
+
 # ------------------------------------------------------------------------------------------- the backends
 
 
@@ -477,20 +502,12 @@ class KerasBackend(Backend):
 
     def refusal(self, spec: ConvSpec) -> str | None:
         """Why the layers refuse `spec` here (in Keras's words, as measured on a tiny layer), or None."""
-        facts = self.facts(spec.dtype)
-        for feature in feature_of(spec):
-            if facts.get(feature):
-                return f"{spec.dtype} keras.layers.{feature}: {facts[feature]}"
-        return None
+        return _first_refused(self.facts(spec.dtype), feature_of(spec), spec.dtype)
 
     def transposed_refusal(self, spec: ConvSpec) -> str | None:
         if spec.groups > 1:
             return NO_TRANSPOSED_GROUPS
-        facts = self.transposed_facts(spec.dtype)
-        for feature in feature_of(spec, transposed=True):
-            if facts.get(feature):
-                return f"{spec.dtype} keras.layers.{feature}: {facts[feature]}"
-        return None
+        return _first_refused(self.transposed_facts(spec.dtype), feature_of(spec, transposed=True), spec.dtype)
 
     def capabilities(self) -> Capabilities:
         if self._caps is None:
@@ -498,17 +515,7 @@ class KerasBackend(Backend):
         return self._caps
 
     def _declare(self) -> Capabilities:
-        ranks = ("Conv1D", "Conv2D", "Conv3D")
-        dtypes = tuple(d for d in DTYPES if not all(self.facts(d)[r] for r in ranks))
-        unsupported = [(f"dtype {d}", str(self.facts(d)["Conv1D"])) for d in DTYPES if d not in dtypes]
-        by_refusal: dict[tuple[str, str], list[str]] = {}
-        for d in dtypes:
-            facts = self.facts(d)
-            for feature, message in facts.items():
-                base = feature.split()[0]
-                if message and not (feature != base and facts.get(base)):
-                    by_refusal.setdefault((feature, message), []).append(d)
-        unsupported += [(f"{feature} ({', '.join(ds)})", m) for (feature, m), ds in by_refusal.items()]
+        dtypes, unsupported = _declared(self.facts, DTYPES, ("Conv1D", "Conv2D", "Conv3D"))
         unsupported += [("padding SAME_LOWER", SAME_LOWER_REASON), ("layout strided", NOT_STRIDED)]
         unsupported += [("gradients", NO_GRADIENTS)]
         layouts = ("channels_last", "channels_first")
@@ -524,19 +531,8 @@ class KerasBackend(Backend):
     def _transposed_space(self, dtypes: tuple[str, ...], layouts: tuple[str, ...]) -> Capabilities:
         floats = tuple(d for d in dtypes if d in FLOAT_DTYPES)
         ranks = ("Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose")
-        kept = tuple(d for d in floats if not all(self.transposed_facts(d)[r] for r in ranks))
-        unsupported = [
-            (f"dtype {d}", str(self.transposed_facts(d)["Conv1DTranspose"])) for d in floats if d not in kept
-        ]
+        kept, unsupported = _declared(self.transposed_facts, floats, ranks)
         unsupported += [(f"dtype {d}", BACKWARD_INT_REASON) for d in dtypes if d not in floats]
-        by_refusal: dict[tuple[str, str], list[str]] = {}
-        for d in kept:
-            facts = self.transposed_facts(d)
-            for feature, message in facts.items():
-                base = feature.split()[0]
-                if message and not (feature != base and facts.get(base)):
-                    by_refusal.setdefault((feature, message), []).append(d)
-        unsupported += [(f"{feature} ({', '.join(ds)})", m) for (feature, m), ds in by_refusal.items()]
         unsupported += [("groups", NO_TRANSPOSED_GROUPS)]
         return Capabilities(
             dtypes=kept,
@@ -571,6 +567,15 @@ class KerasBackend(Backend):
             return version("keras")
         except PackageNotFoundError:
             return "not installed"
+
+    def dispatch(self) -> dict[str, Any]:
+        """What the framework below Keras dispatches to (as its own adapter reports it), and its version: the
+        findings one level down (`through` in known_findings.json) are keyed on it."""
+        self._keras()
+        return {**self._isa_dispatch(), "framework_versions": {self.keras_backend: self._below_version()}}
+
+    def _isa_dispatch(self) -> dict[str, Any]:
+        raise NotImplementedError
 
     def precision_flags(self) -> dict[str, Any]:
         keras = self._keras()
@@ -625,11 +630,10 @@ class KerasTensorflow(KerasBackend):
     keras_backend = "tensorflow"
     description = f"Keras 3 layers on its tensorflow backend: {LAYERS}"
 
-    def dispatch(self) -> dict[str, Any]:
+    def _isa_dispatch(self) -> dict[str, Any]:
         from crosscheck.core.hardware import tensorflow_dispatch
 
-        version = self._below_version()
-        return {**tensorflow_dispatch(version), "framework_versions": {"tensorflow": version}}
+        return tensorflow_dispatch(self._below_version())
 
 
 class KerasJax(KerasBackend):
@@ -637,11 +641,10 @@ class KerasJax(KerasBackend):
     keras_backend = "jax"
     description = f"Keras 3 layers on its jax backend: {LAYERS}"
 
-    def dispatch(self) -> dict[str, Any]:
+    def _isa_dispatch(self) -> dict[str, Any]:
         from crosscheck.core.hardware import xla_dispatch
 
-        self._keras()
-        return {**xla_dispatch(), "framework_versions": {"jax": self._below_version()}}
+        return xla_dispatch()
 
 
 class KerasTorch(KerasBackend):
@@ -649,11 +652,10 @@ class KerasTorch(KerasBackend):
     keras_backend = "torch"
     description = f"Keras 3 layers on its torch backend: {LAYERS}"
 
-    def dispatch(self) -> dict[str, Any]:
+    def _isa_dispatch(self) -> dict[str, Any]:
         from crosscheck.core.hardware import torch_dispatch
 
-        self._keras()
-        return {**torch_dispatch(), "framework_versions": {"torch": self._below_version()}}
+        return torch_dispatch()
 
 
 BACKENDS: dict[str, type[KerasBackend]] = {b.name: b for b in (KerasTensorflow, KerasJax, KerasTorch)}

@@ -1,7 +1,8 @@
 """Keras 3 layers on each Keras backend (crosscheck.backends.keras_backends).
 
-Keras loads one backend per process, so this file runs keras.torch in its own process (the cheapest to load) and
-keras.tensorflow once in a worker process; the run (`crosscheck run --backends ported`) covers all three.
+Keras loads one backend per process, so this file runs one of them in its own process (keras.torch, the cheapest to
+load, unless another test file's `import tensorflow` loaded Keras on tensorflow first) and another once in a worker
+process; the run (`crosscheck run --backends ported`) covers all three.
 """
 
 from __future__ import annotations
@@ -111,44 +112,64 @@ def test_same_transposed_output_padding_gives_the_forward_input_size() -> None:
                         assert (t - 1) * s + effective_kernel(k, d) % 2 + op[0] == n and 0 <= op[0] < s
 
 
-# ---- keras.torch in this process -----------------------------------------------------------------------
+# ---- one Keras backend in this process ----------------------------------------------------------------------
+
+
+def _in_process_name() -> str:
+    """keras.torch (the cheapest to load), unless this process has Keras already: another test file's
+    `import tensorflow` loads it on the tensorflow backend, and a process keeps the backend it loaded first."""
+    keras = sys.modules.get("keras")
+    return f"keras.{keras.config.backend()}" if keras is not None else "keras.torch"
 
 
 @pytest.fixture(scope="module")
-def keras_torch() -> kb.KerasBackend:
-    try:
-        return registry.get_backend("keras.torch")  # type: ignore[return-value]
-    except BackendUnavailable as exc:  # another test of this process loaded Keras on another backend first
-        pytest.fail(f"keras.torch cannot load in this process: {exc}")
+def keras_here() -> kb.KerasBackend:
+    backend = registry.get_backend(_in_process_name())
+    assert isinstance(backend, kb.KerasBackend)
+    return backend
+
+
+def _runs(backend: kb.KerasBackend, spec: ConvSpec, transposed: bool = False) -> None:
+    """Skip, saying why, a problem this Keras backend's layers refuse here (measured; e.g. TensorFlow's float64
+    kernels take no channels_first on the CPU)."""
+    caps = backend.capabilities()
+    space = caps.transposed if transposed else caps
+    assert space is not None
+    reason = space.refuses(spec)
+    if reason:
+        assert "keras.layers." in reason or "not supported" in reason
+        pytest.skip(f"{backend.name} refuses it here: {reason}")
 
 
 EXACT = [
     ConvSpec(2, 3, 4, (7, 6), (4, 3), stride=(2, 1), padding="SAME"),  # odd total pads: the extra one at the end
     ConvSpec(1, 2, 3, (6, 5), (3, 2), padding=((2, 0), (1, 3)), layout="channels_first"),  # ZeroPadding2D
-    ConvSpec(1, 2, 2, (7,), (3,), dilation=(2,), padding=((4, 0),)),  # Conv1D padding='causal'
-    ConvSpec(1, 3, 6, (6, 6), (3, 3), groups=3, stride=(2, 2), dilation=(1, 1), padding="SAME"),  # DepthwiseConv2D
+    ConvSpec(1, 2, 2, (7,), (3,), dilation=(2,), padding=((4, 0),), layout="channels_last"),  # padding='causal'
+    ConvSpec(1, 3, 6, (6, 6), (3, 3), groups=3, stride=(2, 2), padding="SAME", layout="channels_last"),  # Depthwise2D
     ConvSpec(1, 2, 4, (5,), (2,), groups=2, stride=(2,), dilation=(2,), padding=((1, 2),)),  # DepthwiseConv1D
-    ConvSpec(1, 2, 2, (4,), (2,), groups=2, padding=((1, 0),)),  # causal pads, depthwise: through ZeroPadding1D
+    ConvSpec(1, 2, 2, (4,), (2,), groups=2, padding=((1, 0),), layout="channels_last"),  # causal pads: ZeroPadding1D
     ConvSpec(1, 4, 2, (4, 3, 5), (2, 2, 3), groups=2, padding=((1, 0), (0, 1), (2, 2)), layout="channels_first"),
+    ConvSpec(1, 2, 2, (4, 3, 5), (2, 2, 3), padding=((1, 0), (0, 1), (2, 2)), layout="channels_last"),
 ]
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("spec", EXACT, ids=lambda s: s.describe())
-def test_layers_compute_the_exact_correlation(keras_torch: kb.KerasBackend, spec: ConvSpec, dtype: str) -> None:
+def test_layers_compute_the_exact_correlation(keras_here: kb.KerasBackend, spec: ConvSpec, dtype: str) -> None:
     # float64 with explicit pads also pins the ZeroPadding layer's dtype (an untyped one rounds to float32).
-    problem = make_problem(replace(spec, dtype=dtype), seed=3, values="exact")
-    y = keras_torch.run(problem)
+    spec = replace(spec, dtype=dtype)
+    _runs(keras_here, spec)
+    problem = make_problem(spec, seed=3, values="exact")
+    y = keras_here.run(problem)
     assert y.dtype == np.dtype(dtype) and y.shape == spec.y_shape
     result = compare(problem, y)
     assert result.passed and result.exact, result.message  # exact-mode inputs: bit for bit
 
 
-def test_float64_explicit_pads_stay_float64(keras_torch: kb.KerasBackend) -> None:
-    problem = make_problem(ConvSpec(1, 1, 1, (3,), (1,), padding=((1, 1),), dtype="float64"), seed=0)
+def test_float64_explicit_pads_stay_float64(keras_here: kb.KerasBackend) -> None:
+    spec = ConvSpec(1, 1, 1, (3,), (1,), padding=((1, 1),), dtype="float64", layout="channels_last")
     x = np.array([[[1.0 + 2.0**-40, 1.0, 1.0]]])
-    w = np.ones((1, 1, 1))
-    y = keras_torch.run(ConvProblem(problem.spec, x, w))
+    y = keras_here.run(ConvProblem(spec, x, np.ones((1, 1, 1))))
     assert y[0, 0, 1] == 1.0 + 2.0**-40  # float32 would give 1.0
 
 
@@ -158,71 +179,86 @@ def test_float64_explicit_pads_stay_float64(keras_torch: kb.KerasBackend) -> Non
         ConvSpec(1, 2, 3, (7, 5), (3, 3), stride=(2, 1), padding="SAME"),  # Keras 'same' with output_padding
         ConvSpec(1, 2, 3, (8, 5), (2, 2), stride=(2, 1), padding="SAME"),  # Keras 'same' without output_padding
         ConvSpec(2, 2, 2, (9,), (4,), stride=(3,), padding=((2, 0),)),  # 'valid', cropped
-        ConvSpec(1, 2, 2, (4, 3, 5), (2, 2, 2), stride=(2, 1, 2), padding="VALID", layout="channels_first"),
+        ConvSpec(1, 2, 2, (4, 3, 5), (2, 2, 2), stride=(2, 1, 2), padding="VALID"),
     ],
     ids=lambda s: s.describe(),
 )
-def test_transposed_layers_compute_the_exact_adjoint(keras_torch: kb.KerasBackend, spec: ConvSpec) -> None:
-    problem = make_problem(replace(spec, dtype="float64"), seed=2, values="exact")
+@pytest.mark.parametrize("layout", ["channels_last", "channels_first"])
+def test_transposed_layers_compute_the_exact_adjoint(keras_here: kb.KerasBackend, spec: ConvSpec, layout: str) -> None:
+    spec = replace(spec, dtype="float32", layout=layout)
+    _runs(keras_here, spec, transposed=True)
+    problem = make_problem(spec, seed=2, values="exact")
     g = cotangent(problem)
-    expected = conv_transpose(problem, g).value
-    np.testing.assert_array_equal(keras_torch.conv_transpose(problem, g), expected)
+    np.testing.assert_array_equal(keras_here.conv_transpose(problem, g), conv_transpose(problem, g).value)
     plan = kb.transposed_plan(spec)
     assert plan.kwargs()["padding"] == ("same" if spec.padding == "SAME" else "valid")
     if spec.padding != "SAME":
         assert all(p <= op for p, op in zip(plan.kwargs()["output_padding"], output_padding(spec)))
 
 
-def test_capabilities_quote_what_keras_refuses(keras_torch: kb.KerasBackend) -> None:
-    caps = keras_torch.capabilities()
+def test_capabilities_quote_what_keras_refuses(keras_here: kb.KerasBackend) -> None:
+    caps = keras_here.capabilities()
     reasons = dict(caps.unsupported)
-    assert caps.dtypes == ("float64", "float32", "float16", "bfloat16")
-    # Measured: Keras's torch variables require gradients, which torch refuses for integer tensors.
-    assert "can require gradients" in reasons["dtype int32"]
-    refusal = caps.refuses(ConvSpec(1, 1, 1, (9,), (2,), stride=(2,), dilation=(2,)))
+    assert {"float64", "float32", "float16", "bfloat16"} <= set(caps.dtypes)
+    for dtype in ("int32", "int64"):
+        assert dtype in caps.dtypes or reasons[f"dtype {dtype}"]
+    if keras_here.name == "keras.torch":
+        # Measured: Keras's torch variables require gradients, which torch refuses for integer tensors.
+        assert "can require gradients" in reasons["dtype int32"]
+    refusal = caps.refuses(ConvSpec(1, 1, 1, (9,), (2,), stride=(2,), dilation=(2,), layout="channels_last"))
     assert refusal is not None and "`strides > 1` not supported in conjunction with `dilation_rate > 1`" in refusal
     # DepthwiseConv layers take stride with dilation.
-    assert caps.refuses(ConvSpec(1, 2, 2, (9, 9), (2, 2), groups=2, stride=(2, 1), dilation=(2, 2))) is None
+    depthwise = ConvSpec(1, 2, 2, (9, 9), (2, 2), groups=2, stride=(2, 2), dilation=(2, 2), layout="channels_last")
+    assert caps.refuses(depthwise) is None
     assert caps.refuses(ConvSpec(1, 1, 1, (5,), (2,), padding="SAME_LOWER")) is not None
     assert caps.transposed is not None and not caps.transposed.groups
 
 
-def test_a_second_keras_backend_in_this_process_is_refused_with_the_reason(keras_torch: kb.KerasBackend) -> None:
-    with pytest.raises(BackendUnavailable, match=r"keras\.jax: this process already loaded Keras on its torch backend"):
-        registry.get_backend("keras.jax")
+def test_a_second_keras_backend_in_this_process_is_refused_with_the_reason(keras_here: kb.KerasBackend) -> None:
+    other = next(n for n in kb.BACKENDS if n != keras_here.name)
+    have = keras_here.keras_backend
+    with pytest.raises(BackendUnavailable, match=rf"{other}: this process already loaded Keras on its {have} backend"):
+        registry.get_backend(other)
 
 
 def test_backends_command_lists_them(
-    keras_torch: kb.KerasBackend, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    keras_here: kb.KerasBackend, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(registry, "BUILTIN", {})
     monkeypatch.setattr(registry, "PORTED", {n: registry.PORTED[n] for n in kb.BACKENDS})
     assert main(["backends", "--no-isolation"]) == 0
     out = capsys.readouterr().out
-    assert f"keras.torch      keras {keras_torch.version()}: Keras 3 layers on its torch backend" in out
-    assert "dtypes float64, float32, float16, bfloat16" in out and "layouts channels_last, channels_first" in out
+    head = (
+        f"{keras_here.name:<16} keras {keras_here.version()}: Keras 3 layers on its {keras_here.keras_backend} backend"
+    )
+    assert head in out
+    assert "float64, float32, float16, bfloat16" in out and "layouts channels_last, channels_first" in out
     assert "unsupported: padding SAME_LOWER" in out and "`crosscheck run --backends ported` runs it" in out
     # In one process only the Keras backend loaded first can run; the others say why.
-    assert "keras.tensorflow: this process already loaded Keras on its torch backend" in out
+    other = next(n for n in kb.BACKENDS if n != keras_here.name)
+    assert f"{other}: this process already loaded Keras on its {keras_here.keras_backend} backend" in out
 
 
-def test_native_snippet_reproduces_run(keras_torch: kb.KerasBackend) -> None:
-    problem = make_problem(ConvSpec(1, 2, 4, (6, 5), (3, 2), padding=((0, 2), (1, 1)), dtype="float64"), seed=4)
+def test_native_snippet_reproduces_run(keras_here: kb.KerasBackend) -> None:
+    spec = ConvSpec(1, 2, 4, (6, 5), (3, 2), padding=((0, 2), (1, 1)), dtype="float64", layout="channels_last")
+    problem = make_problem(spec, seed=4)
     scope: dict[str, object] = {}
-    exec(keras_torch.native_snippet(problem), scope)
-    np.testing.assert_array_equal(np.asarray(scope["y"]), keras_torch.run(problem))
+    exec(keras_here.native_snippet(problem), scope)
+    np.testing.assert_array_equal(np.asarray(scope["y"]), keras_here.run(problem))
 
 
 # ---- a worker process gets its own Keras backend ---------------------------------------------------------
 
 
-def test_a_worker_loads_keras_on_its_own_backend(keras_torch: kb.KerasBackend) -> None:
+def test_a_worker_loads_keras_on_its_own_backend(keras_here: kb.KerasBackend) -> None:
     from crosscheck.run.session import close_backends, load_backend
 
-    backend = load_backend("keras.tensorflow", isolation=True, timeout=120)
+    other = "keras.tensorflow" if keras_here.name != "keras.tensorflow" else "keras.torch"
+    backend = load_backend(other, isolation=True, timeout=120)
     try:
-        assert backend.precision_flags()["keras.config.backend()"] == "tensorflow"
-        problem = make_problem(ConvSpec(1, 2, 2, (6, 5), (3, 2), padding=((2, 0), (0, 1))), seed=5, values="exact")
+        assert backend.precision_flags()["keras.config.backend()"] == other.split(".")[1]
+        spec = ConvSpec(1, 2, 2, (6, 5), (3, 2), padding=((2, 0), (0, 1)), layout="channels_last")
+        problem = make_problem(spec, seed=5, values="exact")
         assert compare(problem, backend.run(problem)).passed
     finally:
         close_backends([backend])
@@ -231,37 +267,35 @@ def test_a_worker_loads_keras_on_its_own_backend(keras_torch: kb.KerasBackend) -
 # ---- meta: a mistranslating Keras stand-in is caught -------------------------------------------------------
 
 
-class SameForAnyPads(kb.KerasTorch):
+class SameForAnyPads:
     """A porter's slip: explicit pads given to Keras as padding='same' (right whenever they are SAME's pads)."""
 
-    name = "keras.torch-same-for-pads"
-
     def run(self, problem: ConvProblem) -> np.ndarray:
+        assert isinstance(self, kb.KerasBackend)
         spec = problem.spec
         if isinstance(spec.padding, str):
-            return super().run(problem)
+            return super().run(problem)  # type: ignore[misc,no-any-return]
         plan = kb.forward_plan(spec.with_(padding="SAME"))
         y = self.layers()(plan, kb._to_keras(problem.x, spec), kb.keras_kernel(problem.w, spec, plan))
         return kb._from_keras(y, spec)
 
 
-class KernelSpatiallyTransposed(kb.KerasTorch):
+class KernelSpatiallyTransposed:
     """A porter's slip: a 2-D kernel's height and width swapped (a square kernel hides it)."""
-
-    name = "keras.torch-kernel-hw-swapped"
 
     def run(self, problem: ConvProblem) -> np.ndarray:
         w = problem.w
         if problem.spec.rank == 2 and w.shape[2] == w.shape[3]:
             w = np.ascontiguousarray(np.swapaxes(w, 2, 3))
-        return super().run(replace(problem, w=w))
+        return super().run(replace(problem, w=w))  # type: ignore[misc,no-any-return]
 
 
-@pytest.mark.parametrize("wrong", [SameForAnyPads, KernelSpatiallyTransposed])
-def test_a_mistranslating_keras_stand_in_is_caught(keras_torch: kb.KerasBackend, wrong: type[kb.KerasTorch]) -> None:
-    backend = wrong()
-    backend._caps = keras_torch.capabilities()  # measured once, by the real backend
-    backend._layers = keras_torch.layers()
-    result = run_property(backend, PROPERTIES["matches_reference"], profile="ci", max_examples=60)
-    assert result.status == "failed", f"{wrong.__name__} slipped through {result.tally.examples} examples"
-    assert "Mismatched elements" in result.failures[0]["message"] or "Shape mismatch" in result.failures[0]["message"]
+@pytest.mark.parametrize("slip", [SameForAnyPads, KernelSpatiallyTransposed])
+def test_a_mistranslating_keras_stand_in_is_caught(keras_here: kb.KerasBackend, slip: type) -> None:
+    wrong = type(slip.__name__, (slip, type(keras_here)), {"name": f"{keras_here.name}-{slip.__name__}"})()
+    wrong._caps = keras_here.capabilities()  # measured once, by the real backend
+    wrong._layers = keras_here.layers()
+    result = run_property(wrong, PROPERTIES["matches_reference"], profile="ci", max_examples=60)
+    assert result.status == "failed", f"{slip.__name__} slipped through {result.tally.examples} examples"
+    message = result.failures[0]["message"]
+    assert "Mismatched elements" in message or "Shape mismatch" in message
