@@ -49,6 +49,11 @@ FRAMEWORKS: dict[str, tuple[str, str, str, list[str]]] = {
 }
 
 
+# Extra `crosscheck run` arguments per framework session: a Keras example builds a layer (and on JAX compiles it),
+# 2-8 examples/s, so the profile's 200 per property would take the job ~40 minutes; 50 keep it near 10.
+RUN_ARGS: dict[str, list[str]] = {"keras": ["--max-examples", "50"]}
+
+
 def _install(session: nox.Session, extra: str) -> None:
     extras = f"{extra},test" if extra else "test"
     session.install("-c", CONSTRAINTS, "-e", f".[{extras}]")
@@ -89,7 +94,8 @@ def _framework_session(framework: str) -> None:
         else:
             session.run("pytest", "-q", "-n", "auto", test_file, env=env)
         out = _shard_folder(session)
-        session.run("crosscheck", "run", "--backends", backends, "--profile", profile, "--out", out, *session.posargs)
+        run_args = [*RUN_ARGS.get(framework, []), *session.posargs]
+        session.run("crosscheck", "run", "--backends", backends, "--profile", profile, "--out", out, *run_args)
 
     session.__doc__ = f"{framework} alone: its tests, then its property-suite shard ({backends})"
     nox.session(name=framework, python=pythons, tags=[framework, "frameworks"])(session)
