@@ -14,12 +14,15 @@ the layers on the backend Keras already has.
 The problem's values go in unchanged: the weight (C_out, C_in/groups, *k) becomes Keras's kernel
 (*k, C_in/groups, C_out), a depthwise one (*k, C_in, multiplier), by transposes and reshapes only; bias is off.
 Layouts: crosscheck's channels_last / channels_first are Keras's `data_format`. Padding: VALID and SAME are
-Keras's 'valid' and 'same' (Keras documents 'same' as TensorFlow's: the odd pad at the end, which is
-crosscheck's SAME); explicit pads are a ZeroPadding layer and 'valid', except that a rank-1 pad of
-(dilated kernel − 1, 0) is Conv1D's own padding='causal'. Keras has no SAME_LOWER.
+Keras's 'valid' and 'same' (on every Keras backend 'same' puts the odd pad at the end, like TensorFlow: crosscheck's
+SAME, measured bit for bit); explicit pads are a ZeroPadding layer (in the problem's dtype: a layer casts its input
+to its own dtype policy) and 'valid', except that a rank-1 pad of (dilated kernel − 1, 0) is Conv1D's own
+padding='causal' (DepthwiseConv1D takes no 'causal'). Keras has no SAME_LOWER. The transposed convolution is
+Conv{r}DTranspose: SAME through Keras's 'same' where an output_padding gives the forward input size, the rest
+'valid' and cropped (`transposed_plan`).
 
-What each Keras backend accepts is measured, per dtype, on tiny layers (`measure`), and the capabilities quote
-Keras's (or its backend's) refusals.
+What each Keras backend accepts is measured, per dtype, on tiny layers (`probe_specs`, `KerasBackend.facts`), and
+the capabilities quote Keras's (or its backend's) refusals.
 """
 
 from __future__ import annotations
