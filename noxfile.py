@@ -39,7 +39,19 @@ FRAMEWORKS: dict[str, tuple[str, str, str, list[str]]] = {
     "tensorflow": ("tensorflow", "tensorflow", "tests/frameworks/test_tensorflow_backend.py", ALL_PYTHONS),
     "jax": ("jax", "jax", "tests/frameworks/test_jax_backend.py", ["3.11", "3.12", "3.13"]),
     "onnx": ("onnx", "onnx", "tests/frameworks/test_onnx_backends.py", ["3.11", "3.12", "3.13"]),
+    # Keras layers on each of its backends (the `ported` group: not in a default run); jax has no 3.10 wheels.
+    "keras": (
+        "keras,tensorflow,jax,torch",
+        "keras.tensorflow,keras.jax,keras.torch",
+        "tests/frameworks/test_keras_backends.py",
+        ["3.11", "3.12", "3.13"],
+    ),
 }
+
+
+# Extra `crosscheck run` arguments per framework session: a Keras example builds a layer (and on JAX compiles it),
+# 2-8 examples/s, so the profile's 200 per property would take the job ~40 minutes; 50 keep it near 10.
+RUN_ARGS: dict[str, list[str]] = {"keras": ["--max-examples", "50"]}
 
 
 def _install(session: nox.Session, extra: str) -> None:
@@ -70,7 +82,7 @@ def _framework_session(framework: str) -> None:
     extra, backends, test_file, pythons = FRAMEWORKS[framework]
 
     def session(session: nox.Session) -> None:
-        if framework == "torch":
+        if "torch" in extra.split(","):
             _install_torch(session)
         _install(session, extra)
         # CI's profile unless the caller picks another (CROSSCHECK_PROFILE=dev nox ... for a quick local pass).
@@ -82,7 +94,8 @@ def _framework_session(framework: str) -> None:
         else:
             session.run("pytest", "-q", "-n", "auto", test_file, env=env)
         out = _shard_folder(session)
-        session.run("crosscheck", "run", "--backends", backends, "--profile", profile, "--out", out, *session.posargs)
+        run_args = [*RUN_ARGS.get(framework, []), *session.posargs]
+        session.run("crosscheck", "run", "--backends", backends, "--profile", profile, "--out", out, *run_args)
 
     session.__doc__ = f"{framework} alone: its tests, then its property-suite shard ({backends})"
     nox.session(name=framework, python=pythons, tags=[framework, "frameworks"])(session)

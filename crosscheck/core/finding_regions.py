@@ -143,27 +143,70 @@ def _onnx_reference_grouped_transpose(spec: ConvSpec) -> bool:
     return spec.groups > 1 and not spec.in_channels == spec.out_channels == spec.groups
 
 
+# One level up (`through` in known_findings.json): Keras layers reach TensorFlow's kernels only on some paths. Keras's
+# tensorflow backend runs grouped and channels_first 3-D convolutions through XLA (jit_compile), the rest through
+# tf.nn.convolution; DepthwiseConv1D/2D through tf.nn.depthwise_conv2d (1-D as a height-1 2-D).
+
+
+def _keras_tf_conv3d(spec: ConvSpec) -> bool:
+    return spec.rank == 3 and spec.groups == 1 and spec.layout == "channels_last"
+
+
+def _keras_depthwise(spec: ConvSpec) -> bool:
+    return spec.rank in (1, 2) and 1 < spec.groups == spec.in_channels
+
+
+def _keras_tf_conv3d_float16(spec: ConvSpec) -> bool:
+    return spec.dtype == "float16" and _keras_tf_conv3d(spec)
+
+
+def _keras_tf_depthwise_float16(spec: ConvSpec) -> bool:
+    return spec.dtype == "float16" and _keras_depthwise(spec)
+
+
+def _keras_tf_bfloat16_same_depth_padded_conv3d(spec: ConvSpec) -> bool:
+    return _tf_bfloat16_same_depth_padded_conv3d(spec) and _keras_tf_conv3d(spec)
+
+
+def _keras_tf_eigen_conv3d_same_pad_below_minus_one(spec: ConvSpec) -> bool:
+    return _tf_eigen_conv3d_same_pad_below_minus_one(spec) and _keras_tf_conv3d(spec)
+
+
 TF, TORCH, ONNX_REF = "tensorflow", "torch", "onnx.reference"
+KERAS_TF, KERAS_TORCH = "keras.tensorflow", "keras.torch"
 GRAD_X, GRAD_W = frozenset({"gradient_input"}), frozenset({"gradient_weight"})
 
 REGIONS: dict[str, tuple[Region, ...]] = {
-    "tensorflow-conv3d-float16-sums-in-float16": (Region(TF, FORWARD, _rank3_float16),),
-    "tensorflow-depthwise-float16-sums-in-float16": (Region(TF, FORWARD, _tf_depthwise_float16),),
+    "tensorflow-conv3d-float16-sums-in-float16": (
+        Region(TF, FORWARD, _rank3_float16),
+        Region(KERAS_TF, FORWARD, _keras_tf_conv3d_float16),
+    ),
+    "tensorflow-depthwise-float16-sums-in-float16": (
+        Region(TF, FORWARD, _tf_depthwise_float16),
+        Region(KERAS_TF, FORWARD, _keras_tf_depthwise_float16),
+    ),
     "tensorflow-float16-input-gradient-sums-in-float16": (Region(TF, GRAD_X, _float16),),
     "tensorflow-float16-weight-gradient-sums-in-float16": (Region(TF, GRAD_W, _float16),),
-    "tensorflow-float16-conv-transpose-sums-in-float16": (Region(TF, TRANSPOSED, _float16),),
+    "tensorflow-float16-conv-transpose-sums-in-float16": (
+        Region(TF, TRANSPOSED, _float16),
+        Region(KERAS_TF, TRANSPOSED, _float16),
+    ),
     "tensorflow-bfloat16-explicit-padding-input-gradient": (Region(TF, GRAD_X, _tf_bfloat16_explicit_pads),),
     "tensorflow-bfloat16-explicit-padding-weight-gradient": (Region(TF, GRAD_W, _tf_bfloat16_explicit_pads),),
     "tensorflow-bfloat16-explicit-padding-conv-transpose": (Region(TF, TRANSPOSED, _tf_bfloat16_explicit_pads),),
     "tensorflow-bfloat16-same-depth-padded-conv3d-garbage": (
         Region(TF, FORWARD, _tf_bfloat16_same_depth_padded_conv3d),
+        Region(KERAS_TF, FORWARD, _keras_tf_bfloat16_same_depth_padded_conv3d),
     ),
     "tensorflow-bfloat16-same-depth-padded-conv3d-weight-gradient": (
         Region(TF, GRAD_W, _tf_bfloat16_same_shallow_conv3d),
     ),
     "torch-float16-input-gradient-sums-in-float16": (Region(TORCH, GRAD_X, _float16),),
     "torch-float16-weight-gradient-sums-in-float16": (Region(TORCH, GRAD_W, _float16),),
-    "torch-float16-conv-transpose-sums-in-float16": (Region(TORCH, TRANSPOSED, _float16),),
+    "torch-float16-conv-transpose-sums-in-float16": (
+        Region(TORCH, TRANSPOSED, _float16),
+        Region(KERAS_TORCH, TRANSPOSED, _float16),
+    ),
     "torch-bfloat16-input-gradient-sums-in-bfloat16": (Region(TORCH, GRAD_X, _bfloat16),),
     "torch-bfloat16-weight-gradient-sums-in-bfloat16": (Region(TORCH, GRAD_W, _bfloat16),),
     "torch-bfloat16-conv-transpose-sums-in-bfloat16": (Region(TORCH, TRANSPOSED, _bfloat16),),
@@ -181,9 +224,12 @@ REGIONS: dict[str, tuple[Region, ...]] = {
     ),
     "tensorflow-eigen-conv3d-same-negative-pad-shifts-the-window": (
         Region(TF, FORWARD, _tf_eigen_conv3d_same_pad_below_minus_one),
+        Region(KERAS_TF, FORWARD, _keras_tf_eigen_conv3d_same_pad_below_minus_one),
     ),
     "tensorflow-onednn-bfloat16-depthwise-unequal-strides-skips-rows": (
         Region(TF, FORWARD, _tf_bfloat16_depthwise_row_stride_below_column, min_isa_class="avx512-bf16"),
+        # DepthwiseConv2D only: DepthwiseConv1D runs as a height-1 2-D, one row, none to skip (measured: it passes).
+        Region(KERAS_TF, FORWARD, _tf_bfloat16_depthwise_row_stride_below_column, min_isa_class="avx512-bf16"),
     ),
     "onnx-reference-grouped-conv-transpose-slices-the-weight-wrongly": (
         Region(ONNX_REF, TRANSPOSED, _onnx_reference_grouped_transpose),

@@ -57,6 +57,21 @@ def _version_matches(have: str, version: str) -> bool:
     return have == version or have.startswith(version + ".")
 
 
+def backends_of(finding: dict[str, Any]) -> tuple[str, ...]:
+    """The backend `finding` was recorded on, then those that reach the same bug one level up (`through`: e.g. a
+    Keras backend whose layer calls that framework's op): the same finding, replayed and searched there too."""
+    return (str(finding["backend"]), *finding.get("through", {}))
+
+
+def version_for(backend: Backend, finding: dict[str, Any]) -> str:
+    """The version `finding`'s environments are compared with on `backend`: its own, or, one level up, that of the
+    framework below it (a backend that is a layer over it reports it in `dispatch()["framework_versions"]`)."""
+    if backend.name == finding["backend"]:
+        return backend.version()
+    below = backend.dispatch().get("framework_versions", {})
+    return str(below.get(finding.get("framework"), backend.version()))
+
+
 def isa_class_of(backend: Backend) -> str:
     return str(backend.dispatch().get("isa_class") or "unknown")
 
@@ -120,8 +135,13 @@ def regions_holding(backend: Backend, prop: str, spec: ConvSpec | list[ConvSpec]
     # Where regions overlap, a finding recorded reproducing here explains first, and a garbage finding before
     # a weaker contract (a bfloat16 accumulator's bound is wide enough to swallow garbage of another bug).
     if len(out) > 1:
-        version, isa_class = backend.version(), isa_class_of(backend)
-        out.sort(key=lambda k: (not recorded_here(k.finding, version, isa_class), k.kind == "weaker-contract"))
+        isa_class = isa_class_of(backend)
+        out.sort(
+            key=lambda k: (
+                not recorded_here(k.finding, version_for(backend, k.finding), isa_class),
+                k.kind == "weaker-contract",
+            )
+        )
     return out
 
 
@@ -202,9 +222,11 @@ def _replay_backend(backend: Backend, finding: dict[str, Any]) -> Backend:
 def entry_for(finding: dict[str, Any], backend: Backend) -> dict[str, Any]:
     """What a record says of `finding` on `backend` before anything is replayed: its data, where it was seen,
     and where it is now (this framework version and ISA class)."""
-    version = backend.version()
+    version = version_for(backend, finding)
     keep = ("id", "explanation", "observed", "kind", "upstream")
     entry: dict[str, Any] = {k: finding[k] for k in keep if k in finding}
+    if backend.name != finding["backend"]:
+        entry["through"] = f"{finding['backend']}, one level down: {finding['through'][backend.name]}"
     entry["environments"] = list(finding.get("environments", ()))
     entry["where"] = environments_text(finding)
     entry["version_matches"] = any(_version_matches(version, v) for v in finding["versions"])
@@ -225,7 +247,7 @@ def replay(backend: Backend, prop: Property) -> list[dict[str, Any]]:
     """Replay the findings recorded for (backend, property): each entry says what happened here."""
     out = []
     for f in known_findings():
-        if f["backend"] != backend.name or f["property"] != prop.name:
+        if backend.name not in backends_of(f) or f["property"] != prop.name:
             continue
         entry = entry_for(f, backend)
         out.append(entry)

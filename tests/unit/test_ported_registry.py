@@ -38,8 +38,10 @@ def test_an_unknown_name_lists_the_ported_group_and_backends(ported: str) -> Non
 
 
 def test_backends_command_lists_a_ported_backend_and_how_to_run_it(
-    ported: str, capsys: pytest.CaptureFixture[str]
+    ported: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The stand-in alone: the real ported backends load frameworks (and in one process only one Keras backend can).
+    monkeypatch.setattr(registry, "PORTED", {ported: STAND_IN})
     assert main(["backends", "--no-isolation"]) == 0
     out = capsys.readouterr().out
     assert out.count("--backends ported") == len(registry.PORTED) == 1  # the stand-in's block, no other
