@@ -35,7 +35,11 @@ BUILTIN: dict[str, str] = {
 # The paths ported models take (compiled, layer-level, converted): each is another implementation of the same
 # convolution, but each example costs a compilation, a layer build or a conversion, so a default run (60 s
 # budget) leaves them out; `--backends ported` (or a name) runs them and `crosscheck backends` lists them.
-PORTED: dict[str, str] = {}
+PORTED: dict[str, str] = {
+    "tensorflow.xla": "crosscheck.backends.compiled_backends:TensorflowXlaBackend",
+    "torch.compile": "crosscheck.backends.compiled_backends:TorchCompileBackend",
+    "jax.jit": "crosscheck.backends.compiled_backends:JaxJitBackend",
+}
 
 # Short names a user may type for a family of backends.
 ALIASES: dict[str, tuple[str, ...]] = {
