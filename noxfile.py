@@ -39,6 +39,10 @@ FRAMEWORKS: dict[str, tuple[str, str, str, list[str]]] = {
     "tensorflow": ("tensorflow", "tensorflow", "tests/frameworks/test_tensorflow_backend.py", ALL_PYTHONS),
     "jax": ("jax", "jax", "tests/frameworks/test_jax_backend.py", ["3.11", "3.12", "3.13"]),
     "onnx": ("onnx", "onnx", "tests/frameworks/test_onnx_backends.py", ["3.11", "3.12", "3.13"]),
+    # Compiled paths (registry.PORTED): one session each, sharing one test file whose tests skip without their framework.
+    "tensorflow-xla": ("tensorflow", "tensorflow.xla", "tests/frameworks/test_compiled_backends.py", ALL_PYTHONS),
+    "torch-compile": ("torch", "torch.compile", "tests/frameworks/test_compiled_backends.py", ALL_PYTHONS),
+    "jax-jit": ("jax", "jax.jit", "tests/frameworks/test_compiled_backends.py", ["3.11", "3.12", "3.13"]),
 }
 
 
@@ -70,7 +74,7 @@ def _framework_session(framework: str) -> None:
     extra, backends, test_file, pythons = FRAMEWORKS[framework]
 
     def session(session: nox.Session) -> None:
-        if framework == "torch":
+        if extra == "torch":
             _install_torch(session)
         _install(session, extra)
         # CI's profile unless the caller picks another (CROSSCHECK_PROFILE=dev nox ... for a quick local pass).

@@ -28,7 +28,12 @@ import numpy as np
 from crosscheck.backends import jax_backend
 from crosscheck.backends.base import NOTHING_EXPOSED, Capabilities, PrecisionMode
 from crosscheck.backends.jax_backend import JaxBackend, Static, activate, bias_layout, to_jax_layout
-from crosscheck.backends.tensorflow_backend import TensorflowBackend, _invoke
+from crosscheck.backends.tensorflow_backend import (
+    GRAPH_CONV3D_DILATIONS,
+    TensorflowBackend,
+    _invoke,
+    graph_conv3d_dilations,
+)
 from crosscheck.backends.torch_backend import FUSED_ACTIVATIONS, TorchBackend, convolve
 from crosscheck.core.bounds import LEAKY_SLOPE
 from crosscheck.core.dtypes import FLOAT_DTYPES
@@ -82,6 +87,12 @@ class TensorflowXlaBackend(TensorflowBackend):
 
     def _declare(self) -> Capabilities:
         caps = TensorflowBackend._declare(self)
+        # tf.function traces the call, and tracing hits finding tensorflow-conv3d-graph-swaps-hw-dilations.
+        caps = replace(
+            caps,
+            unsupported=(*caps.unsupported, ("conv3d unequal height and width dilations", GRAPH_CONV3D_DILATIONS)),
+            constraints=(*caps.constraints, graph_conv3d_dilations),
+        )
         floats = tuple(d for d in caps.dtypes if d in FLOAT_DTYPES)
         fused = replace(
             caps,
