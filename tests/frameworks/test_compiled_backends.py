@@ -87,12 +87,12 @@ def test_torch_compile_never_falls_back_to_eager_silently(compiled_torch: Backen
     assert dynamo.recompile_limit >= 10_000
 
 
-def test_torch_compile_fused_and_its_recorded_refusal(compiled_torch: Backend) -> None:
+def test_torch_compile_fused_and_complex_channels_last(compiled_torch: Backend) -> None:
     caps = compiled_torch.capabilities()
-    assert "Exponent must be non-negative" in str(caps.reason_for("complex channels_last"))
-    assert caps.refuses(SPEC.with_(dtype="complex64", layout="channels_last"))
-    assert caps.refuses(SPEC.with_(dtype="complex64", layout="channels_first")) is None
+    assert caps.gradients is None and "forward call only" in str(caps.reason_for("gradients"))
     FUSED.check(compiled_torch, make_problem(SPEC.with_(dtype="bfloat16", layout="channels_last"), seed=6))
+    # Static shapes compile complex channels_last, which dynamic=True fails to lower (see the module's docstring).
+    MATCHES.check(compiled_torch, make_problem(SPEC.with_(dtype="complex64", layout="channels_last"), seed=6))
 
 
 # ---- jax.jit ----------------------------------------------------------------------------------------------------

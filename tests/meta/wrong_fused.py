@@ -20,7 +20,7 @@ ACTIVATIONS = ("identity", "relu", "leaky_relu")
 
 def activate(y: np.ndarray, activation: str, slope: float = LEAKY_SLOPE) -> np.ndarray:
     if activation == "relu":
-        return np.maximum(y, np.zeros((), y.dtype))
+        return np.asarray(np.maximum(y, np.zeros((), y.dtype)))
     if activation == "leaky_relu":
         return np.where(y < 0, y * np.asarray(slope, y.dtype), y).astype(y.dtype)
     return y
@@ -43,7 +43,7 @@ class NumpyFused(Backend):
     def _biased(self, y: np.ndarray, bias: np.ndarray, rank: int) -> np.ndarray:
         acc = np.float32 if y.dtype.itemsize < 4 else y.dtype.type
         b = bias.astype(acc).reshape(-1, *(1,) * rank)
-        return (y.astype(acc) + b).astype(y.dtype)
+        return np.asarray((y.astype(acc) + b).astype(y.dtype))
 
     def fused(self, problem: ConvProblem, bias: np.ndarray, activation: str) -> np.ndarray:
         y = self._biased(self.run(problem), bias, problem.spec.rank)
