@@ -179,7 +179,6 @@ def split_pads(spec: ConvSpec) -> tuple[tuple[int, ...], list[int]]:
     return common, extra
 
 
-@functools.cache
 def padded(spec: ConvSpec, x: torch.Tensor) -> tuple[torch.Tensor, str | tuple[int, ...]]:
     """x with the asymmetric excess of explicit pads added (F.pad), and conv's own `padding=` argument."""
     import torch.nn.functional as F
@@ -216,6 +215,7 @@ def convolve(spec: ConvSpec, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor |
     return y
 
 
+@functools.cache
 def backward_refusal(kind: str, dtype: str) -> str | None:
     """What torch raises for a tiny `kind` ("gradients" or "transposed") call in `dtype`, or None."""
     import torch
