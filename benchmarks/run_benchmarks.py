@@ -286,6 +286,11 @@ def realistic_examples_per_second(quick: bool, out: Path) -> dict[str, Any]:
     examples = "3" if quick else "10"
     args = ["--shapes", "realistic", "--profile", "ci", "--no-pairwise", "--max-examples", examples]
     print(f"\n6. Realistic shapes: `crosscheck run {' '.join(args)}` (every installed backend, JAX store empty)")
+    return _run_rates(args, out)
+
+
+def _run_rates(args: list[str], out: Path) -> dict[str, Any]:
+    """`crosscheck run ARGS` with an empty JAX store: its wall, and each backend's overall and slowest rate."""
     wall, record = crosscheck_run(args, out, ci=True, env_extra={"CROSSCHECK_JAX_CACHE": str(out / "jax-store")})
     rates, overall = _rates(record)
     print(f"   run wall {wall:.1f} s")
@@ -301,13 +306,7 @@ def ported_examples_per_second(quick: bool, out: Path) -> dict[str, Any]:
     examples = "5" if quick else "20"
     args = ["--backends", "ported", "--profile", "ci", "--no-pairwise", "--max-examples", examples]
     print(f"\n7. Ported paths: `crosscheck run {' '.join(args)}` (JAX store empty, torch's inductor cache as found)")
-    wall, record = crosscheck_run(args, out, ci=True, env_extra={"CROSSCHECK_JAX_CACHE": str(out / "jax-store")})
-    rates, overall = _rates(record)
-    print(f"   run wall {wall:.1f} s")
-    for backend, by in rates.items():
-        worst = min(by, key=by.__getitem__)
-        print(f"   {backend:<16} overall {overall[backend]:7.2f}/s  slowest {by[worst]:7.2f}/s ({worst})")
-    return {"wall_s": wall, "rates": rates, "overall": overall}
+    return _run_rates(args, out)
 
 
 def _best_of(code: str, runs: int = 5) -> list[float]:
