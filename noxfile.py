@@ -39,6 +39,10 @@ FRAMEWORKS: dict[str, tuple[str, str, str, list[str]]] = {
     "tensorflow": ("tensorflow", "tensorflow", "tests/frameworks/test_tensorflow_backend.py", ALL_PYTHONS),
     "jax": ("jax", "jax", "tests/frameworks/test_jax_backend.py", ["3.11", "3.12", "3.13"]),
     "onnx": ("onnx", "onnx", "tests/frameworks/test_onnx_backends.py", ["3.11", "3.12", "3.13"]),
+    # Compiled paths (registry.PORTED): a session each, sharing one test file (tests skip without their framework).
+    "tensorflow-xla": ("tensorflow", "tensorflow.xla", "tests/frameworks/test_compiled_backends.py", ALL_PYTHONS),
+    "torch-compile": ("torch", "torch.compile", "tests/frameworks/test_compiled_backends.py", ALL_PYTHONS),
+    "jax-jit": ("jax", "jax.jit", "tests/frameworks/test_compiled_backends.py", ["3.11", "3.12", "3.13"]),
     # Keras layers on each of its backends (the `ported` group: not in a default run); jax has no 3.10 wheels.
     "keras": (
         "keras,tensorflow,jax,torch",

@@ -75,6 +75,11 @@ class Capabilities:
     # "transposed convolution"). See Backend.vjp and Backend.conv_transpose.
     gradients: Capabilities | None = None
     transposed: Capabilities | None = None
+    # Convolution + bias + activation in one call (Backend.fused, property `fused_bias_activation`): the
+    # problems it runs, with the activations it offers in `activations`; None when the backend has no such
+    # call (the reason is then an `unsupported` entry named "fused bias and activation").
+    fused: Capabilities | None = None
+    activations: tuple[str, ...] = ()
 
     def accumulator(self, dtype: str) -> str:
         override = _CONTRACT.get()
@@ -117,6 +122,8 @@ class Capabilities:
             "unsupported": [{"feature": f, "reason": r} for f, r in self.unsupported],
             "gradients": self.gradients.to_dict() if self.gradients else None,
             "transposed": self.transposed.to_dict() if self.transposed else None,
+            **({"fused": self.fused.to_dict()} if self.fused else {}),
+            **({"activations": list(self.activations)} if self.activations else {}),
         }
 
     def reason_for(self, feature: str) -> str | None:
@@ -216,6 +223,12 @@ class Backend(abc.ABC):
         Its output_padding is `crosscheck.core.adjoint.output_padding(problem.spec)`. Only for problems
         inside `capabilities().transposed`."""
         raise NotImplementedError(f"{self.name} has no transposed convolution")
+
+    def fused(self, problem: ConvProblem, bias: np.ndarray, activation: str) -> np.ndarray:
+        """activation(conv(x, w) + bias) in one call as the framework composes it (`bias` of shape (C_out,),
+        `activation` one of `capabilities().fused.activations`, crosscheck.core.bounds.ACTIVATIONS), in the
+        canonical layout and the problem's dtype. Only for problems inside `capabilities().fused`."""
+        raise NotImplementedError(f"{self.name} has no fused convolution, bias and activation")
 
     def check_available(self) -> None:
         """Raise BackendUnavailable with the reason if the framework cannot be used."""

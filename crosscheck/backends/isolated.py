@@ -59,7 +59,7 @@ OUTPUT_TAIL = 4096  # bytes of a user function's output kept per call (the last 
 
 # The worker's command line is parsed where every command line is (crosscheck.cli.worker).
 _BOOT = "import sys; from crosscheck.cli.worker import main; main(sys.argv[1:])"
-_SPACES = ("gradients", "transposed")  # Capabilities fields that are Capabilities of their own
+_SPACES = ("gradients", "transposed", "fused")  # Capabilities fields that are Capabilities of their own
 
 
 class WorkerDied(Exception):
@@ -234,6 +234,8 @@ def _serve(conn: Connection, sys_path: list[str], factory_bytes: bytes, log_path
                 value = tuple(np.asarray(a) for a in backend.vjp(*arg))
             elif op == "conv_transpose":
                 value = np.asarray(backend.conv_transpose(*arg))
+            elif op == "fused":
+                value = np.asarray(backend.fused(*arg))
             elif op == "run_mode":
                 value = np.asarray(backend.run_mode(*arg))
             elif op == "native_snippet":
@@ -618,6 +620,10 @@ class IsolatedBackend(Backend):
 
     def conv_transpose(self, problem: ConvProblem, g: np.ndarray) -> np.ndarray:
         y: np.ndarray = self._call("conv_transpose", (problem, g), "running the transposed convolution")
+        return y
+
+    def fused(self, problem: ConvProblem, bias: np.ndarray, activation: str) -> np.ndarray:
+        y: np.ndarray = self._call("fused", (problem, bias, activation), "running the fused call")
         return y
 
     def run(self, problem: ConvProblem) -> np.ndarray:

@@ -341,6 +341,30 @@ def compiled_backward(kind: str, key: Static, g_shape: tuple[int, ...] = ()) -> 
     return cast(Callable[..., Any], _compile((kind, key, g_shape), key, fn, shapes))
 
 
+# Measured with jax 0.10.2: jax.nn.relu and leaky_relu accept integers, but the fused property's reference composes
+# real floating-point activations only.
+FUSED_DTYPES_REASON = "the fused property composes real floating-point activations (integer and complex are not drawn)"
+FUSED_ACTIVATIONS = ("identity", "relu", "leaky_relu")
+
+
+def activate(y: Any, activation: str) -> Any:
+    """`activation` (crosscheck.core.bounds.ACTIVATIONS) of a JAX array, as jax.nn defines it."""
+    import jax.nn
+
+    from crosscheck.core.bounds import LEAKY_SLOPE
+
+    if activation == "relu":
+        return jax.nn.relu(y)
+    if activation == "leaky_relu":
+        return jax.nn.leaky_relu(y, LEAKY_SLOPE)
+    return y
+
+
+def bias_layout(bias: np.ndarray, rank: int, layout: str) -> np.ndarray:
+    """The (C_out,) bias shaped to broadcast over the output in `layout` (channels last: as it is)."""
+    return bias if layout == "channels_last" else bias.reshape(-1, *(1,) * rank)
+
+
 class JaxBackend(Backend):
     name = "jax"
     framework = "jax"
@@ -370,6 +394,15 @@ class JaxBackend(Backend):
                     ("dtype complex64/complex128", BACKWARD_COMPLEX_REASON),
                     ("layout strided", STRIDED_REASON),
                 ),
+            ),
+            fused=Capabilities(
+                dtypes=FLOAT_DTYPES,
+                layouts=("channels_first", "channels_last"),
+                unsupported=(
+                    ("dtype int32/int64/complex", FUSED_DTYPES_REASON),
+                    ("layout strided", STRIDED_REASON),
+                ),
+                activations=FUSED_ACTIVATIONS,
             ),
             # Every padding mode goes in as the explicit pads of the transposed correlation.
             transposed=Capabilities(
@@ -418,6 +451,17 @@ class JaxBackend(Backend):
         # np.asarray waits for the device and copies the result to the host.
         y = np.asarray(fn(jax.device_put(x, dev), jax.device_put(w, dev)))
         return np.ascontiguousarray(from_channels_last(y)) if spec.layout == "channels_last" else y
+
+    def fused(self, problem: ConvProblem, bias: np.ndarray, activation: str) -> np.ndarray:
+        """Eager JAX, op by op as a model's forward without jit runs it: the compiled convolution, then the bias
+        add and the activation each dispatched on their own (so the convolution is rounded before the add)."""
+        spec = problem.spec
+        jax, dev = _jax(), _device(self.device)
+        x, w = to_jax_layout(problem)
+        y = compiled(Static.of(spec, x, w, self.device))(jax.device_put(x, dev), jax.device_put(w, dev))
+        b = jax.device_put(bias_layout(bias, spec.rank, spec.layout), dev)
+        out = np.asarray(activate(y + b, activation))
+        return np.ascontiguousarray(from_channels_last(out)) if spec.layout == "channels_last" else out
 
     def vjp(self, problem: ConvProblem, cotangent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         spec = problem.spec

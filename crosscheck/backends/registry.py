@@ -36,6 +36,9 @@ BUILTIN: dict[str, str] = {
 # convolution, but each example costs a compilation, a layer build or a conversion, so a default run (60 s
 # budget) leaves them out; `--backends ported` (or a name) runs them and `crosscheck backends` lists them.
 PORTED: dict[str, str] = {
+    "tensorflow.xla": "crosscheck.backends.compiled_backends:TensorflowXlaBackend",
+    "torch.compile": "crosscheck.backends.compiled_backends:TorchCompileBackend",
+    "jax.jit": "crosscheck.backends.compiled_backends:JaxJitBackend",
     "keras.tensorflow": "crosscheck.backends.keras_backends:KerasTensorflow",
     "keras.jax": "crosscheck.backends.keras_backends:KerasJax",
     "keras.torch": "crosscheck.backends.keras_backends:KerasTorch",

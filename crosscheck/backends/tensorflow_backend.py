@@ -113,11 +113,38 @@ def _attempt(tf: Any, call: Callable[[], Any]) -> str | None:
     try:
         call()
     except (tf.errors.OpError, ValueError) as exc:
-        return tf_message(exc)
+        return _traced_message(exc)
+    except TypeError as exc:
+        # In a tf.function, an op's own dtype check raises at tracing: "Value passed to parameter 'input' has
+        # DataType int32 not in list of allowed values: ...".
+        if "not in list of allowed values" not in str(exc):
+            raise
+        return _traced_message(exc)
     return None
 
 
-def _sums_in_dtype(tf: Any, dtype: str) -> dict[str, str | None]:
+def _traced_message(exc: BaseException) -> str:
+    """tf_message, or for an error raised while tracing a tf.function ("in user code: ..."), its last line."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0] == "in user code:":
+        last = lines[-1]
+        return last if last.startswith(f"{type(exc).__name__}:") else f"{type(exc).__name__}: {last}"
+    return tf_message(exc)
+
+
+def _caller(tf: Any, jit_compile: bool) -> Callable[..., Any]:
+    """(op, x, f, *args) -> op(x, f, *args), eagerly or compiled by XLA. x and f go in as arguments: XLA folds an
+    op on constants with its HLO evaluator, so a probe of constants would measure the evaluator, not the kernel."""
+
+    def call(op: Callable[..., Any], x: Any, f: Any, *args: Any, **kwargs: Any) -> Any:
+        if not jit_compile:
+            return op(x, f, *args, **kwargs)
+        return tf.function(lambda a, b: op(a, b, *args, **kwargs), jit_compile=True)(x, f)
+
+    return call
+
+
+def _sums_in_dtype(tf: Any, dtype: str, invoke: Callable[..., Any]) -> dict[str, str | None]:
     """Whether Conv3D / DepthwiseConv2dNative keep a float16/bfloat16 sum in that type: with p
     significand bits, 2^p + 1 rounds back to 2^p, so [2^p, 1, 1]·[1, 1, 1] gives 2^p instead of the
     exact 2^p + 2 (which the type represents) when the sum is not carried in float32."""
@@ -128,9 +155,9 @@ def _sums_in_dtype(tf: Any, dtype: str) -> dict[str, str | None]:
     v = tf.constant([big, 1.0, 1.0], tf.as_dtype(dtype))
     ones = tf.ones((1, 1, 1, 3, 1), v.dtype)
     calls: dict[str, Callable[[], Any]] = {
-        "conv3d": lambda: tf.nn.conv3d(tf.reshape(v, (1, 1, 1, 1, 3)), ones, [1] * 5, "VALID"),
-        "depthwise_conv2d": lambda: tf.nn.depthwise_conv2d(
-            tf.reshape(v, (1, 3, 1, 1)), tf.reshape(ones, (3, 1, 1, 1)), [1] * 4, "VALID"
+        "conv3d": lambda: invoke(tf.nn.conv3d, tf.reshape(v, (1, 1, 1, 1, 3)), ones, [1] * 5, "VALID"),
+        "depthwise_conv2d": lambda: invoke(
+            tf.nn.depthwise_conv2d, tf.reshape(v, (1, 3, 1, 1)), tf.reshape(ones, (3, 1, 1, 1)), [1] * 4, "VALID"
         ),
     }
     out: dict[str, str | None] = {}
@@ -151,9 +178,11 @@ def _sums_in_dtype(tf: Any, dtype: str) -> dict[str, str | None]:
     return out
 
 
-def measure(tf: Any, dtype: str) -> dict[str, str | None]:
+def measure(tf: Any, dtype: str, jit_compile: bool = False) -> dict[str, str | None]:
     """What TensorFlow's kernels for `dtype` refuse here: feature -> the refusal in TensorFlow's words,
-    None where accepted. A feature's first word is the op it concerns."""
+    None where accepted. A feature's first word is the op it concerns. `jit_compile`: each call compiled by XLA
+    (tf.function(jit_compile=True)), whose kernels refuse other things."""
+    call = _caller(tf, jit_compile)
     dt = tf.as_dtype(dtype)
 
     def t(*shape: int) -> Any:
@@ -161,28 +190,28 @@ def measure(tf: Any, dtype: str) -> dict[str, str | None]:
 
     nn = tf.nn
     probes: dict[str, Callable[[], Any]] = {
-        "conv2d": lambda: nn.conv2d(t(1, 3, 3, 2), t(2, 2, 2, 2), 1, "VALID"),
-        "conv2d channels_first": lambda: nn.conv2d(t(1, 2, 3, 3), t(2, 2, 2, 2), 1, "VALID", data_format="NCHW"),
-        "conv3d": lambda: nn.conv3d(t(1, 3, 3, 3, 2), t(2, 2, 2, 2, 2), [1] * 5, "VALID"),
-        "conv3d channels_first": lambda: nn.conv3d(
-            t(1, 2, 3, 3, 3), t(2, 2, 2, 2, 2), [1] * 5, "VALID", data_format="NCDHW"
+        "conv2d": lambda: call(nn.conv2d, t(1, 3, 3, 2), t(2, 2, 2, 2), 1, "VALID"),
+        "conv2d channels_first": lambda: call(nn.conv2d, t(1, 2, 3, 3), t(2, 2, 2, 2), 1, "VALID", data_format="NCHW"),
+        "conv3d": lambda: call(nn.conv3d, t(1, 3, 3, 3, 2), t(2, 2, 2, 2, 2), [1] * 5, "VALID"),
+        "conv3d channels_first": lambda: call(
+            nn.conv3d, t(1, 2, 3, 3, 3), t(2, 2, 2, 2, 2), [1] * 5, "VALID", data_format="NCDHW"
         ),
-        "conv3d groups": lambda: nn.conv3d(t(1, 3, 3, 3, 4), t(2, 2, 2, 2, 2), [1] * 5, "VALID"),
-        "conv3d dilation": lambda: nn.conv3d(
-            t(1, 3, 3, 3, 2), t(2, 2, 2, 2, 2), [1] * 5, "VALID", dilations=[1, 2, 1, 1, 1]
+        "conv3d groups": lambda: call(nn.conv3d, t(1, 3, 3, 3, 4), t(2, 2, 2, 2, 2), [1] * 5, "VALID"),
+        "conv3d dilation": lambda: call(
+            nn.conv3d, t(1, 3, 3, 3, 2), t(2, 2, 2, 2, 2), [1] * 5, "VALID", dilations=[1, 2, 1, 1, 1]
         ),
-        "conv3d stride with dilation": lambda: nn.conv3d(
-            t(1, 5, 3, 3, 2), t(2, 2, 2, 2, 2), [1, 2, 1, 1, 1], "VALID", dilations=[1, 2, 1, 1, 1]
+        "conv3d stride with dilation": lambda: call(
+            nn.conv3d, t(1, 5, 3, 3, 2), t(2, 2, 2, 2, 2), [1, 2, 1, 1, 1], "VALID", dilations=[1, 2, 1, 1, 1]
         ),
-        "convolution": lambda: nn.convolution(
-            t(1, 5, 3, 3, 2), t(2, 2, 2, 2, 2), [2, 1, 1], "VALID", dilations=[2, 1, 1]
+        "convolution": lambda: call(
+            nn.convolution, t(1, 5, 3, 3, 2), t(2, 2, 2, 2, 2), [2, 1, 1], "VALID", dilations=[2, 1, 1]
         ),
-        "depthwise_conv2d": lambda: nn.depthwise_conv2d(t(1, 3, 3, 2), t(2, 2, 2, 1), [1] * 4, "VALID"),
-        "depthwise_conv2d channels_first": lambda: nn.depthwise_conv2d(
-            t(1, 2, 3, 3), t(2, 2, 2, 1), [1] * 4, "VALID", data_format="NCHW"
+        "depthwise_conv2d": lambda: call(nn.depthwise_conv2d, t(1, 3, 3, 2), t(2, 2, 2, 1), [1] * 4, "VALID"),
+        "depthwise_conv2d channels_first": lambda: call(
+            nn.depthwise_conv2d, t(1, 2, 3, 3), t(2, 2, 2, 1), [1] * 4, "VALID", data_format="NCHW"
         ),
-        "depthwise_conv2d unequal strides": lambda: nn.depthwise_conv2d(
-            t(1, 3, 3, 2), t(2, 2, 2, 1), [1, 2, 1, 1], "VALID"
+        "depthwise_conv2d unequal strides": lambda: call(
+            nn.depthwise_conv2d, t(1, 3, 3, 2), t(2, 2, 2, 1), [1, 2, 1, 1], "VALID"
         ),
     }
     facts: dict[str, str | None] = {}
@@ -193,7 +222,7 @@ def measure(tf: Any, dtype: str) -> dict[str, str | None]:
     convolution, conv3d = facts.pop("convolution"), facts["conv3d stride with dilation"]
     if conv3d and convolution:
         facts["conv3d stride with dilation"] = f"{conv3d}; {convolution}"
-    return {**facts, **_sums_in_dtype(tf, dtype)}
+    return {**facts, **_sums_in_dtype(tf, dtype, call)}
 
 
 @dataclass(frozen=True)
@@ -290,15 +319,17 @@ _GRAPHS: dict[str, Any] = {}
 _MAX_GRAPHS = 512
 
 
-def _graph(tf: Any, call: Call, x_shape: tuple[int, ...], f_shape: tuple[int, ...], dtype: str) -> Any:
+def _graph(
+    tf: Any, call: Call, x_shape: tuple[int, ...], f_shape: tuple[int, ...], dtype: str, jit_compile: bool = False
+) -> Any:
     """One tf.function per call and shapes, traced once: a function retraced for new shapes (or created
-    anew per call) makes TensorFlow warn about excessive retracing on every few calls."""
-    key = repr((call, x_shape, f_shape, dtype))
+    anew per call) makes TensorFlow warn about excessive retracing on every few calls. `jit_compile`: XLA's."""
+    key = repr((call, x_shape, f_shape, dtype, jit_compile))
     fn = _GRAPHS.get(key)
     if fn is None:
         if len(_GRAPHS) >= _MAX_GRAPHS:
             del _GRAPHS[next(iter(_GRAPHS))]
-        fn = _GRAPHS[key] = tf.function(functools.partial(_invoke, tf, call))
+        fn = _GRAPHS[key] = tf.function(functools.partial(_invoke, tf, call), jit_compile=jit_compile)
     return fn
 
 
@@ -309,6 +340,7 @@ class TensorflowBackend(Backend):
     description = "tf.nn.conv1d/conv2d/conv3d, tf.nn.depthwise_conv2d, tf.nn.convolution (eager)"
     devices = ("cpu", "cuda")
     isa_switches = ("ONEDNN_MAX_CPU_ISA",)
+    jit_compile = False  # every call compiled by XLA (tf.function(jit_compile=True)): the tensorflow.xla backend
 
     def __init__(self, device: str = "cpu") -> None:
         super().__init__(device)
@@ -366,7 +398,7 @@ class TensorflowBackend(Backend):
         if dtype not in self._facts:
             tf = self._framework()
             with tf.device(self._device_name):
-                self._facts[dtype] = measure(tf, dtype)
+                self._facts[dtype] = measure(tf, dtype, self.jit_compile)
         return self._facts[dtype]
 
     def op_for(self, spec: ConvSpec) -> str:
@@ -505,7 +537,9 @@ class TensorflowBackend(Backend):
         call = self.plan(spec)
         x = problem.x if spec.layout == "channels_first" else channels_last(problem.x)
         f = self._filter(problem.w, spec)
-        conv = _graph(tf, call, x.shape, f.shape, spec.dtype) if graph else functools.partial(_invoke, tf, call)
+        graph = graph or self.jit_compile
+        jit = self.jit_compile
+        conv = _graph(tf, call, x.shape, f.shape, spec.dtype, jit) if graph else functools.partial(_invoke, tf, call)
         log = _onednn_log()
         if log is not None:
             log.take()  # what ran before (the worker's probes of TensorFlow, a gradient) is not this call's

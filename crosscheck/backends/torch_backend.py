@@ -179,6 +179,42 @@ def split_pads(spec: ConvSpec) -> tuple[tuple[int, ...], list[int]]:
     return common, extra
 
 
+def padded(spec: ConvSpec, x: torch.Tensor) -> tuple[torch.Tensor, str | tuple[int, ...]]:
+    """x with the asymmetric excess of explicit pads added (F.pad), and conv's own `padding=` argument."""
+    import torch.nn.functional as F
+
+    if isinstance(spec.padding, str):
+        return x, _NAMED[spec.padding]  # KeyError for SAME_LOWER, which capabilities() leaves out
+    padding, extra = split_pads(spec)
+    return (F.pad(x, extra) if any(extra) else x), padding
+
+
+# Measured with torch 2.13 on the CPU.
+FUSED_DTYPES = (
+    "the fused property composes real floating-point activations: F.leaky_relu raises NotImplementedError "
+    "\"leaky_relu_cpu\" not implemented for 'Int'/'Long', and F.relu raises \"clamp is not supported for complex "
+    'types"'
+)
+# The activations of the fused call (property fused_bias_activation; crosscheck.core.bounds.ACTIVATIONS).
+FUSED_ACTIVATIONS = ("identity", "relu", "leaky_relu")
+
+
+def convolve(spec: ConvSpec, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, activation: str) -> torch.Tensor:
+    """activation(F.conv*d(x, w, b)) for `spec`, written as a model's forward writes it: the fused call, and what
+    torch.compile compiles (crosscheck.backends.compiled_backends)."""
+    import torch.nn.functional as F
+
+    from crosscheck.core.bounds import LEAKY_SLOPE
+
+    x, padding = padded(spec, x)
+    y: torch.Tensor = getattr(F, f"conv{spec.rank}d")(x, w, b, spec.stride, padding, spec.dilation, spec.groups)
+    if activation == "relu":
+        return F.relu(y)
+    if activation == "leaky_relu":
+        return F.leaky_relu(y, LEAKY_SLOPE)
+    return y
+
+
 @functools.cache
 def backward_refusal(kind: str, dtype: str) -> str | None:
     """What torch raises for a tiny `kind` ("gradients" or "transposed") call in `dtype`, or None."""
@@ -267,6 +303,14 @@ class TorchBackend(Backend):
             constraints=(_refused_combinations,),
             gradients=self._backward_space("gradients", dtypes),
             transposed=self._backward_space("transposed", dtypes),
+            fused=Capabilities(
+                dtypes=FLOAT_DTYPES,
+                padding=("explicit", *_NAMED),
+                layouts=("channels_first", "channels_last", "strided"),
+                unsupported=(("padding SAME_LOWER", SAME_LOWER_REASON), ("dtype int32/int64/complex", FUSED_DTYPES)),
+                constraints=(_refused_combinations,),
+                activations=FUSED_ACTIVATIONS,
+            ),
             complex_method="3m",  # ATen's complex convolution: three real ones (Gauss), measured bit for bit
         )
 
@@ -331,13 +375,7 @@ class TorchBackend(Backend):
         spec = problem.spec
         x = with_layout(to_torch(problem.x, self.device), spec.layout)
         w = with_layout(to_torch(problem.w, self.device), spec.layout)
-        padding: str | tuple[int, ...]
-        if isinstance(spec.padding, str):
-            padding = _NAMED[spec.padding]  # KeyError for SAME_LOWER, which capabilities() leaves out
-        else:
-            padding, extra = split_pads(spec)
-            if any(extra):
-                x = F.pad(x, extra)
+        x, padding = padded(spec, x)
         conv = getattr(F, f"conv{spec.rank}d")
         # Which implementation ran is asked for only under the coverage guide: otherwise nothing is spent on it.
         chosen = self._selected(x, w, spec, padding) if self.__dict__.get("_recording") else None
@@ -467,14 +505,7 @@ class TorchBackend(Backend):
         spec = problem.spec
         x0 = with_layout(to_torch(problem.x, self.device), spec.layout).requires_grad_()
         w = with_layout(to_torch(problem.w, self.device), spec.layout).requires_grad_()
-        x = x0
-        padding: str | tuple[int, ...]
-        if isinstance(spec.padding, str):
-            padding = _NAMED[spec.padding]
-        else:
-            padding, extra = split_pads(spec)
-            if any(extra):
-                x = F.pad(x0, extra)
+        x, padding = padded(spec, x0)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "Using padding='same' with even kernel", UserWarning)
             y = getattr(F, f"conv{spec.rank}d")(x, w, None, spec.stride, padding, spec.dilation, spec.groups)
@@ -499,6 +530,29 @@ class TorchBackend(Backend):
         if self.device == "cuda":
             torch.cuda.synchronize()
         return np.ascontiguousarray(to_numpy(y, spec.dtype)[(slice(None), slice(None), *crop)])
+
+    def fused(self, problem: ConvProblem, bias: np.ndarray, activation: str) -> np.ndarray:
+        return self._fused(problem, bias, activation, convolve)
+
+    def _fused(
+        self,
+        problem: ConvProblem,
+        bias: np.ndarray | None,
+        activation: str,
+        fn: Callable[[ConvSpec, torch.Tensor, torch.Tensor, torch.Tensor | None, str], torch.Tensor],
+    ) -> np.ndarray:
+        import torch
+
+        _pin_precision()
+        spec = problem.spec
+        x = with_layout(to_torch(problem.x, self.device), spec.layout)
+        w = with_layout(to_torch(problem.w, self.device), spec.layout)
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Using padding='same' with even kernel", UserWarning)
+            y = fn(spec, x, w, None if bias is None else to_torch(bias, self.device), activation)
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+        return to_numpy(y, spec.dtype)
 
     def native_snippet(self, problem: ConvProblem) -> str | None:
         spec = problem.spec

@@ -51,6 +51,7 @@ absolute term is 2λ_out.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -139,3 +140,86 @@ def normwise_fft_factor(length: int, u: float) -> float:
 def probabilistic_scale(terms: int, u_acc: float) -> float:
     """√K·u: the error scale expected of random rounding errors (Higham & Mary 2019)."""
     return math.sqrt(terms) * u_acc
+
+
+# ---- a fused convolution + bias + activation (property `fused_bias_activation`) ------------------------------------
+#
+# The backend computes a = act(conv(x, w) + b) as one call. Write z = Σ x·w (exact), y = z + b, a = act(y),
+# M = |x| ⋆ |w| and K the convolution's terms; u_out, λ_out are the output dtype's unit roundoff and smallest
+# normal number, u_acc the accumulator's. How the framework places the bias is its choice, and both ways occur:
+#
+#  (A) The bias as one more term of the sum, rounded to the output once (a fused kernel's epilogue in the
+#      accumulator, oneDNN's bias, XLA fusing the add into the conversion back to float16). A sum of K + 1
+#      terms in any order (Higham §3.1), then one rounding:
+#          |ŷ − y| ≤ u_out·|y| + (1 + u_out)·γ_{K+1}(u_acc)·(M + |b|) + λ_out                        =: E_A
+#
+#  (B) The convolution rounded to the output dtype first, then the bias added in one more operation (an
+#      op-by-op composition: eager JAX, an unfused graph). c = fl_out(ŝ) has the convolution's own bound
+#          |c − z| ≤ u_out·|z| + (1 + u_out)·γ_K(u_acc)·M + λ_out                                     =: E_c
+#      and ŷ = (c + b)(1 + δ) + η with |δ| ≤ u_add, |η| ≤ λ_out, where u_add = u_out when the add runs in the
+#      output dtype (accumulator = output) and (1 + u_acc)(1 + u_out) − 1 when it runs in the accumulator and is
+#      rounded back (a double rounding: float16 added in float32). Then
+#          |ŷ − y| ≤ |c − z| + u_add·|c + b| + λ_out ≤ u_add·|y| + (1 + u_add)·E_c + λ_out,
+#      using |c + b| ≤ |y| + |c − z|; and |z| ≤ M in E_c.                                            =: E_B
+#
+#  The pre-activation bound is max(E_A, E_B): whichever composition the framework chose, it holds; neither is
+#  larger in general (E_A's γ_{K+1}·|b| against E_B's second rounding).
+#
+# The activation. With act Lipschitz with constant L, computed on ŷ with a relative rounding error of at most
+# u_act (0 when it is exact in floating point), plus λ_out where its result may land in the subnormal range:
+#      |fl(act(ŷ)) − act(y)| ≤ u_act·|act(ŷ)| + L·|ŷ − y| + λ_act
+#                            ≤ u_act·|a| + (1 + u_act)·L·max(E_A, E_B) + λ_act,     using |act(ŷ)| ≤ |a| + L·|ŷ − y|.
+# relu is exact (max(v, 0) rounds nothing, and cannot underflow): L = 1, u_act = 0, λ_act = 0. leaky_relu with
+# slope 2⁻³ multiplies by a power of two, exact in every binary format unless the product leaves the normal range
+# (then it may round, or flush to zero, by at most λ_out): L = 1, u_act = 0, λ_act = λ_out. A smooth activation
+# (sigmoid, tanh, GELU) needs its implementation's own error bound in ulps, which the frameworks do not state for
+# their vectorised exp/tanh/erf (XLA's CPU tanh and erf are rational approximations): they are left out rather
+# than given a guessed u_act.
+#
+# The reference: y = z + b is added to the reference's double-double (value, low) with an error-free TwoSum, and
+# relu and the power-of-two slope act exactly on it, so the reference's own error stays L·(its error).
+
+
+@dataclass(frozen=True)
+class Activation:
+    """An activation as the fused bound sees it: its Lipschitz constant, its relative rounding u_act, and whether
+    its result can land in the subnormal range (λ_act = λ_out) though its input did not."""
+
+    name: str
+    lipschitz: float
+    u_act: float = 0.0
+    underflows: bool = False
+    slope: float = 0.0  # leaky_relu's slope for negative inputs (a power of two: exact)
+
+
+LEAKY_SLOPE = 2.0**-3
+ACTIVATIONS: dict[str, Activation] = {
+    "identity": Activation("identity", 1.0),
+    "relu": Activation("relu", 1.0),
+    "leaky_relu": Activation("leaky_relu", 1.0, underflows=True, slope=LEAKY_SLOPE),
+}
+
+
+def fused_bound(
+    y_exact: np.ndarray,
+    a_exact: np.ndarray,
+    conv_exact: np.ndarray,
+    magnitude: np.ndarray,
+    bias: np.ndarray,
+    terms: int,
+    u_out: float,
+    u_acc: float,
+    smallest_normal_out: float,
+    activation: Activation,
+) -> np.ndarray:
+    """max(E_A, E_B) through the activation, per element (see above): `y_exact` = z + b, `a_exact` = act(y),
+    `conv_exact` = z, `magnitude` = M, `bias` broadcast to the output's shape; real values only."""
+    lam = smallest_normal_out
+    e_a = u_out * np.abs(y_exact) + (1 + u_out) * gamma(terms + 1, u_acc) * (magnitude + np.abs(bias)) + lam
+    e_c = u_out * np.abs(conv_exact) + (1 + u_out) * gamma(terms, u_acc) * magnitude + lam
+    u_add = u_out if u_acc >= u_out else (1 + u_acc) * (1 + u_out) - 1
+    e_b = u_add * np.abs(y_exact) + (1 + u_add) * e_c + lam
+    pre = np.maximum(e_a, e_b)
+    act = activation
+    b = act.u_act * np.abs(a_exact) + (1 + act.u_act) * act.lipschitz * pre + (lam if act.underflows else 0.0)
+    return np.asarray(b * (1 + 8 * F64_U), dtype=np.float64)

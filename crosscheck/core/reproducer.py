@@ -19,11 +19,11 @@ def problem_code(problem: ConvProblem) -> str:
         lines.append("problem = make_asymmetric(problem)")
     if problem.meta.get("flipped"):
         lines.append("problem = problem.flipped()")
-    if "precision_mode" in problem.meta:
-        # The precision mode an example of property precision_modes ran in.
+    # The precision mode an example of property precision_modes ran in; the activation of fused_bias_activation.
+    named = {key: problem.meta[key] for key in ("precision_mode", "activation") if key in problem.meta}
+    if named:
         lines.insert(0, "import dataclasses")
-        mode = {"precision_mode": problem.meta["precision_mode"]}
-        lines.append(f"problem = dataclasses.replace(problem, meta={{**problem.meta, **{mode!r}}})")
+        lines.append(f"problem = dataclasses.replace(problem, meta={{**problem.meta, **{named!r}}})")
     return "\n".join(lines)
 
 

@@ -34,6 +34,10 @@ class Proxied(wb.NumpyBackward):
     def implementations(self) -> list[str]:
         return ["the one"]
 
+    def fused(self, problem: ConvProblem, bias: np.ndarray, activation: str) -> np.ndarray:
+        y = self.run(problem) + bias.reshape(-1, *(1,) * problem.spec.rank)
+        return np.asarray(np.maximum(y, 0) if activation == "relu" else y)
+
 
 def _interface() -> tuple[set[str], set[str]]:
     methods = {n for n, v in vars(Backend).items() if inspect.isfunction(v) and not n.startswith("_")}
@@ -64,11 +68,13 @@ def test_the_proxy_answers_as_the_backend_in_its_worker() -> None:
             np.testing.assert_array_equal(got, want)
         np.testing.assert_array_equal(iso.conv_transpose(problem, g), direct.conv_transpose(problem, g))
         np.testing.assert_array_equal(iso.run_mode(problem, "double"), direct.run_mode(problem, "double"))
+        bias = np.arange(2, dtype=problem.x.dtype) - 1
+        np.testing.assert_array_equal(iso.fused(problem, bias, "relu"), direct.fused(problem, bias, "relu"))
         assert iso.native_snippet(problem) == direct.native_snippet(problem)
         assert iso.reproducer("matches_reference", problem) == direct.reproducer("matches_reference", problem)
         assert iso.dispatch().items() >= direct.dispatch().items()
         iso.check_available()
         assert iso.describe()["name"] == direct.describe()["name"]
-    covered = {"capabilities", "run", "vjp", "conv_transpose", "native_snippet", "run_mode", "reproducer"}
+    covered = {"capabilities", "run", "vjp", "conv_transpose", "native_snippet", "run_mode", "reproducer", "fused"}
     untested = methods - covered - set(NO_ARGUMENT) - set(OWN_ANSWER)
     assert not untested, f"add the new Backend methods to this test: {sorted(untested)}"
