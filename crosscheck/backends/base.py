@@ -186,6 +186,9 @@ class Backend(abc.ABC):
     may_decline: bool = False
     # Where `implementations` reads which implementation a call ran, or why nothing tells (strategies.coverage).
     implementation_source: str = NOTHING_EXPOSED
+    # A converted model (crosscheck.backends.converted_backends): the layer `run` runs after conversion was built in
+    # this framework first, and `run_source` runs it there (property `conversion_end_to_end`); empty: no conversion.
+    converted_from: str = ""
 
     def __init__(self, device: str = "cpu") -> None:
         if device not in self.devices:
@@ -213,6 +216,10 @@ class Backend(abc.ABC):
         Its output_padding is `crosscheck.core.adjoint.output_padding(problem.spec)`. Only for problems
         inside `capabilities().transposed`."""
         raise NotImplementedError(f"{self.name} has no transposed convolution")
+
+    def run_source(self, problem: ConvProblem) -> np.ndarray:
+        """The layer of `problem` in `converted_from`'s framework, before conversion; same shape and dtype as run()."""
+        raise NotImplementedError(f"{self.name} converts no model")
 
     def check_available(self) -> None:
         """Raise BackendUnavailable with the reason if the framework cannot be used."""

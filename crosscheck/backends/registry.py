@@ -35,7 +35,12 @@ BUILTIN: dict[str, str] = {
 # The paths ported models take (compiled, layer-level, converted): each is another implementation of the same
 # convolution, but each example costs a compilation, a layer build or a conversion, so a default run (60 s
 # budget) leaves them out; `--backends ported` (or a name) runs them and `crosscheck backends` lists them.
-PORTED: dict[str, str] = {}
+PORTED: dict[str, str] = {
+    "torch.onnx": "crosscheck.backends.converted_backends:TorchOnnxBackend",
+    "tf2onnx": "crosscheck.backends.converted_backends:Tf2OnnxBackend",
+    "onnx2torch": "crosscheck.backends.converted_backends:Onnx2TorchBackend",
+    "openvino": "crosscheck.backends.converted_backends:OpenvinoBackend",
+}
 
 # Short names a user may type for a family of backends.
 ALIASES: dict[str, tuple[str, ...]] = {
