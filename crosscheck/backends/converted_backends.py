@@ -329,8 +329,19 @@ class ConvertedBackend(Backend):
     def static_feature_refusal(self, label: str) -> str | None:
         return None
 
+    # The distributions on both sides of the conversion besides `framework` (whose version is the backend's).
+    companions: tuple[str, ...] = ()
+
     def precision_flags(self) -> dict[str, Any]:
-        return {"converted_from": self.converted_from, "runs_in": self.target}
+        from importlib.metadata import PackageNotFoundError, version
+
+        versions = {}
+        for dist in (self.framework, *self.companions):
+            try:
+                versions[dist] = version(dist)
+            except PackageNotFoundError:
+                versions[dist] = "not installed"
+        return {"converted_from": self.converted_from, "runs_in": self.target, "versions": versions}
 
 
 # ---- torch.onnx -------------------------------------------------------------------------------------------
@@ -380,6 +391,7 @@ class TorchOnnxBackend(ConvertedBackend):
     framework = "torch"
     module = "torch"
     converter_modules = ("onnxscript", "onnxruntime", "onnx")
+    companions = ("onnxscript", "onnx", "onnxruntime")
     converted_from = "torch.nn.ConvNd (eager torch)"
     target = "onnxruntime (CPUExecutionProvider, ORT_ENABLE_ALL)"
     description = (
@@ -427,18 +439,10 @@ class TorchOnnxBackend(ConvertedBackend):
         return ort_run(self._templates.model(problem), problem.x)
 
     def precision_flags(self) -> dict[str, Any]:
-        import onnxruntime
-
         return {
             **super().precision_flags(),
             "exporter": "torch.onnx.export(dynamo=True): torch.export + onnxscript (torch 2.13's default exporter)",
-            "onnxruntime": onnxruntime.__version__,
         }
-
-    def version(self) -> str:
-        from importlib.metadata import version
-
-        return f"torch {version('torch')}, onnxscript {version('onnxscript')}, onnxruntime {version('onnxruntime')}"
 
 
 # ---- tf2onnx ----------------------------------------------------------------------------------------------
@@ -507,6 +511,7 @@ class Tf2OnnxBackend(ConvertedBackend):
     framework = "tf2onnx"
     module = "tf2onnx"
     converter_modules = ("tensorflow", "keras", "onnxruntime")
+    companions = ("tensorflow-cpu", "keras", "onnx", "onnxruntime")
     converted_from = "keras.layers.ConvND on TensorFlow (channels_last)"
     target = "onnxruntime (CPUExecutionProvider, ORT_ENABLE_ALL)"
     description = (
@@ -564,15 +569,6 @@ class Tf2OnnxBackend(ConvertedBackend):
         y = ort_run(self._templates.model(problem), _to_channels_last(problem.x))
         return np.ascontiguousarray(np.moveaxis(y, -1, 1))
 
-    def version(self) -> str:
-        from importlib.metadata import version
-
-        from crosscheck.backends.tensorflow_backend import installed_distribution
-
-        tf = installed_distribution()
-        parts = [f"tf2onnx {version('tf2onnx')}", f"{tf} {version(tf)}", f"keras {version('keras')}"]
-        return ", ".join([*parts, f"onnxruntime {version('onnxruntime')}"])
-
 
 # ---- onnx2torch -------------------------------------------------------------------------------------------
 
@@ -615,6 +611,7 @@ class Onnx2TorchBackend(ConvertedBackend):
     framework = "onnx2torch"
     module = "onnx"
     converter_modules = ("torch",)
+    companions = ("onnx", "torch")
     converted_from = f"an ONNX Conv graph (opset {ONNX2TORCH_OPSET}, W an initializer) in onnx.reference"
     target = "torch (the module onnx2torch.convert returns, eager)"
     description = (
@@ -645,11 +642,6 @@ class Onnx2TorchBackend(ConvertedBackend):
         with torch.no_grad():
             y = module(to_torch(problem.x, "cpu"))
         return to_numpy(y, problem.spec.dtype)
-
-    def version(self) -> str:
-        from importlib.metadata import version
-
-        return f"onnx2torch {version('onnx2torch')}, torch {version('torch')}, onnx {version('onnx')}"
 
 
 # ---- OpenVINO ---------------------------------------------------------------------------------------------
@@ -682,6 +674,7 @@ class OpenvinoBackend(ConvertedBackend):
     framework = "openvino"
     module = "openvino"
     converter_modules = ("onnx",)
+    companions = ("onnx",)
     converted_from = "an ONNX Conv graph (opset 22, W an initializer) in onnx.reference"
     target = "OpenVINO (Core.read_model of the ONNX file, CPU plugin, INFERENCE_PRECISION_HINT f32)"
     description = (
