@@ -295,6 +295,21 @@ def realistic_examples_per_second(quick: bool, out: Path) -> dict[str, Any]:
     return {"wall_s": wall, "rates": rates, "overall": overall}
 
 
+def ported_examples_per_second(quick: bool, out: Path) -> dict[str, Any]:
+    """Examples per second of the ported backends (compiled, layer-level, converted paths: `--backends ported`), which
+    a default run leaves out: each new geometry costs them a compilation, a layer build or a conversion."""
+    examples = "5" if quick else "20"
+    args = ["--backends", "ported", "--profile", "ci", "--no-pairwise", "--max-examples", examples]
+    print(f"\n7. Ported paths: `crosscheck run {' '.join(args)}`")
+    wall, record = crosscheck_run(args, out, ci=True)
+    rates, overall = _rates(record)
+    print(f"   run wall {wall:.1f} s")
+    for backend, by in rates.items():
+        worst = min(by, key=by.__getitem__)
+        print(f"   {backend:<16} overall {overall[backend]:7.2f}/s  slowest {by[worst]:7.2f}/s ({worst})")
+    return {"wall_s": wall, "rates": rates, "overall": overall}
+
+
 def _best_of(code: str, runs: int = 5) -> list[float]:
     return [
         float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
@@ -379,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         default="reference,examples,wall,isa,realistic",
-        help="comma-separated sections: reference, examples, wall, isa, realistic",
+        help="comma-separated sections: reference, examples, wall, isa, realistic; ported (not by default)",
     )
     parser.add_argument(
         "--cpu-time",
@@ -394,10 +409,11 @@ def main(argv: list[str] | None = None) -> int:
             os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **SINGLE_THREAD_ENV})
         CLOCK = time.process_time
     sections = set(args.only.split(","))
-    unknown = sections - {"reference", "examples", "wall", "isa", "realistic"}
+    unknown = sections - {"reference", "examples", "wall", "isa", "realistic", "ported"}
     if unknown:
         parser.error(
-            f"--only: unknown section {', '.join(sorted(unknown))}; expected reference, examples, wall, isa, realistic"
+            f"--only: unknown section {', '.join(sorted(unknown))}; "
+            "expected reference, examples, wall, isa, realistic, ported"
         )
     info = machine()
     print(f"crosscheck benchmarks on {info['cpu']}, {info['cpus']} CPUs, Python {info['python']}")
@@ -420,6 +436,8 @@ def main(argv: list[str] | None = None) -> int:
             results["isa"] = isa_sweep(tmp / "isa", args.quick)
         if "realistic" in sections:
             results["realistic"] = realistic_examples_per_second(args.quick, tmp / "realistic")
+        if "ported" in sections:
+            results["ported"] = ported_examples_per_second(args.quick, tmp / "ported")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if args.json:

@@ -29,11 +29,12 @@ import types
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from crosscheck.backends.base import Backend, BackendUnavailable, Capabilities
+from crosscheck.backends.base import Backend, BackendUnavailable, Capabilities, PrecisionMode
 from crosscheck.core.dtypes import dtype_info
 from crosscheck.core.problem import ConvProblem, ConvSpec
 from crosscheck.core.values import make_problem
@@ -648,7 +649,8 @@ class Onnx2TorchBackend(ConvertedBackend):
 
 # Pinned for `run`: OpenVINO's CPU plugin defaults INFERENCE_PRECISION_HINT to bf16 on CPUs with AVX-512 BF16 or AMX
 # (measured here: <Type: 'bfloat16'>), i.e. a float32 model computes in bfloat16 unless told otherwise.
-OPENVINO_CONFIG = {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": 1, "NUM_STREAMS": 1}
+OPENVINO_DEFAULT_MODE = "openvino-default-precision"
+OPENVINO_CONFIG: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": 1, "NUM_STREAMS": 1}
 
 
 @functools.cache
@@ -697,9 +699,33 @@ class OpenvinoBackend(ConvertedBackend):
         return onnx_reference_run(self._model(problem), problem.x)
 
     def run(self, problem: ConvProblem) -> np.ndarray:
+        return self._compiled_run(problem, OPENVINO_CONFIG)
+
+    def _compiled_run(self, problem: ConvProblem, config: dict[str, Any]) -> np.ndarray:
         core = _openvino_core()
-        compiled = core.compile_model(core.read_model(self._model(problem).SerializeToString()), "CPU", OPENVINO_CONFIG)
+        compiled = core.compile_model(core.read_model(self._model(problem).SerializeToString()), "CPU", config)
         return np.asarray(compiled({"X": problem.x})[0])
+
+    def precision_modes(self) -> tuple[PrecisionMode, ...]:
+        default = str(_openvino_core().get_property("CPU", "INFERENCE_PRECISION_HINT"))
+        mode = PrecisionMode(
+            OPENVINO_DEFAULT_MODE,
+            "a float32 model compiled with the CPU plugin's own INFERENCE_PRECISION_HINT, bf16 on CPUs with AVX-512 "
+            "BF16 or AMX: inputs and weights rounded to bfloat16, sums and output in float32 (measured: the outputs "
+            "are not bfloat16 values)",
+            ("float32",),
+            u_in=2.0**-8,
+            accumulator="float32",
+        )
+        if "bfloat16" not in default:
+            mode = replace(mode, unsupported=f"the CPU plugin's default INFERENCE_PRECISION_HINT here is {default}")
+        return (mode,)
+
+    def run_mode(self, problem: ConvProblem, mode: str) -> np.ndarray:
+        if mode != OPENVINO_DEFAULT_MODE:
+            raise NotImplementedError(f"{self.name}: no precision mode {mode!r}")
+        config = {k: v for k, v in OPENVINO_CONFIG.items() if k != "INFERENCE_PRECISION_HINT"}
+        return self._compiled_run(problem, config)
 
     def precision_flags(self) -> dict[str, Any]:
         default = _openvino_core().get_property("CPU", "INFERENCE_PRECISION_HINT")

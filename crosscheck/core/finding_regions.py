@@ -139,6 +139,18 @@ def _onnx_reference_grouped_transpose(spec: ConvSpec) -> bool:
     return spec.groups > 1 and not spec.in_channels == spec.out_channels == spec.groups
 
 
+def _openvino_float32_batched_strided_padded(spec: ConvSpec) -> bool:
+    # OpenVINO's CPU plugin on AVX-512 (f32: oneDNN brg_conv_fwd; its default bf16 inference precision too): batch
+    # items after the first lose output rows. Measured with the stride on the last axis (f32) and on the first (bf16).
+    return (
+        spec.dtype == "float32"
+        and spec.batch > 1
+        and spec.rank >= 2
+        and max(spec.stride) > 1
+        and any(lo or hi for lo, hi in spec.pads)
+    )
+
+
 TF, TORCH, ONNX_REF = "tensorflow", "torch", "onnx.reference"
 GRAD_X, GRAD_W = frozenset({"gradient_input"}), frozenset({"gradient_weight"})
 
@@ -179,6 +191,15 @@ REGIONS: dict[str, tuple[Region, ...]] = {
     ),
     "tensorflow-onednn-bfloat16-depthwise-unequal-strides-skips-rows": (
         Region(TF, FORWARD, _tf_bfloat16_depthwise_row_stride_below_column, min_isa_class="avx512-bf16"),
+    ),
+    "openvino-cpu-float32-batched-strided-padded-conv-zeros": (
+        # precision_modes' default mode and the conversion's converted side are the same call as run().
+        Region(
+            "openvino",
+            FORWARD | {"precision_modes", "conversion_end_to_end"},
+            _openvino_float32_batched_strided_padded,
+            min_isa_class="avx512",
+        ),
     ),
     "onnx-reference-grouped-conv-transpose-slices-the-weight-wrongly": (
         Region(ONNX_REF, TRANSPOSED, _onnx_reference_grouped_transpose),
