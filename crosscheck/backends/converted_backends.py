@@ -345,6 +345,15 @@ class ConvertedBackend(Backend):
         return {"converted_from": self.converted_from, "runs_in": self.target, "versions": versions}
 
 
+class OnnxruntimeTarget(ConvertedBackend):
+    """A conversion to ONNX whose model onnxruntime runs."""
+
+    target = "onnxruntime (CPUExecutionProvider, ORT_ENABLE_ALL)"
+
+    def static_dtype_refusal(self, dtype: str) -> str | None:
+        return onnxruntime_dtype_refusal(dtype)
+
+
 # ---- torch.onnx -------------------------------------------------------------------------------------------
 
 
@@ -387,14 +396,13 @@ def torch_conv_module(spec: ConvSpec, w: np.ndarray) -> Any:
     return nn.Sequential(*front, conv).eval()
 
 
-class TorchOnnxBackend(ConvertedBackend):
+class TorchOnnxBackend(OnnxruntimeTarget):
     name = "torch.onnx"
     framework = "torch"
     module = "torch"
     converter_modules = ("onnxscript", "onnxruntime", "onnx")
     companions = ("onnxscript", "onnx", "onnxruntime")
     converted_from = "torch.nn.ConvNd (eager torch)"
-    target = "onnxruntime (CPUExecutionProvider, ORT_ENABLE_ALL)"
     description = (
         "torch.nn.ConvNd (bias off; asymmetric pads as nn.ZeroPadNd) exported with torch.onnx.export(dynamo=True, "
         "torch 2.13's default: torch.export + onnxscript) and run in onnxruntime"
@@ -406,9 +414,6 @@ class TorchOnnxBackend(ConvertedBackend):
     def __init__(self, device: str = "cpu") -> None:
         super().__init__(device)
         self._templates = Templates(self._export)
-
-    def static_dtype_refusal(self, dtype: str) -> str | None:
-        return onnxruntime_dtype_refusal(dtype)
 
     def static_feature_refusal(self, label: str) -> str | None:
         if label == "padding SAME_LOWER":
@@ -507,14 +512,13 @@ def _to_channels_last(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.moveaxis(x, 1, -1))
 
 
-class Tf2OnnxBackend(ConvertedBackend):
+class Tf2OnnxBackend(OnnxruntimeTarget):
     name = "tf2onnx"
     framework = "tf2onnx"
     module = "tf2onnx"
     converter_modules = ("tensorflow", "keras", "onnxruntime")
     companions = ("tensorflow-cpu", "keras", "onnx", "onnxruntime")
     converted_from = "keras.layers.ConvND on TensorFlow (channels_last)"
-    target = "onnxruntime (CPUExecutionProvider, ORT_ENABLE_ALL)"
     description = (
         "a Keras ConvND layer (TensorFlow backend, bias off, channels_last; explicit pads as ZeroPaddingND) converted "
         "with tf2onnx.convert.from_function and run in onnxruntime"
@@ -530,9 +534,6 @@ class Tf2OnnxBackend(ConvertedBackend):
         except ImportError as exc:
             raise BackendUnavailable(f"{self.name}: Keras on TensorFlow is not installed ({exc})") from exc
         super().check_available()
-
-    def static_dtype_refusal(self, dtype: str) -> str | None:
-        return onnxruntime_dtype_refusal(dtype)
 
     def static_feature_refusal(self, label: str) -> str | None:
         if label == "padding SAME_LOWER":
