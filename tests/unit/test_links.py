@@ -59,8 +59,8 @@ def test_every_known_finding_is_named_by_its_adapter() -> None:
     missing = []
     for f in _findings():
         finding_id, backend = str(f["id"]), str(f["backend"])
-        assert backend in registry.BUILTIN, f"{finding_id}: unknown backend {backend!r}"
-        module = registry.BUILTIN[backend].split(":")[0]
+        assert backend in registry.builtins(), f"{finding_id}: unknown backend {backend!r}"  # default or ported
+        module = registry.builtins()[backend].split(":")[0]
         adapter = (ROOT / Path(*module.split("."))).with_suffix(".py").read_text(encoding="utf-8")
         in_region = any(r.backend == backend for r in REGIONS.get(finding_id, ()))
         if not in_region and finding_id not in adapter:
