@@ -83,7 +83,7 @@ def test_an_unknown_section_is_a_usage_error(bench: ModuleType, capsys: pytest.C
         bench.main(["--only", "reference,speed"])
     assert exit_.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].endswith("--only: unknown section speed; expected reference, examples, wall, isa, realistic")
+    assert err[-1].endswith("--only: unknown section speed; expected reference, examples, wall, isa, realistic, ported")
 
 
 def test_the_layer_sweep_times_every_rank_and_kind(bench: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -27,12 +27,16 @@ class Proxied(wb.NumpyBackward):
     description = "every method answers"
     may_decline = True
     implementation_source = "its own name"
+    converted_from = "its source"
 
     def run_mode(self, problem: ConvProblem, mode: str) -> np.ndarray:
         return np.asarray(self.run(problem) * 2)
 
     def implementations(self) -> list[str]:
         return ["the one"]
+
+    def run_source(self, problem: ConvProblem) -> np.ndarray:
+        return np.asarray(self.run(problem) * 3)
 
 
 def _interface() -> tuple[set[str], set[str]]:
@@ -64,11 +68,12 @@ def test_the_proxy_answers_as_the_backend_in_its_worker() -> None:
             np.testing.assert_array_equal(got, want)
         np.testing.assert_array_equal(iso.conv_transpose(problem, g), direct.conv_transpose(problem, g))
         np.testing.assert_array_equal(iso.run_mode(problem, "double"), direct.run_mode(problem, "double"))
+        np.testing.assert_array_equal(iso.run_source(problem), direct.run_source(problem))
         assert iso.native_snippet(problem) == direct.native_snippet(problem)
         assert iso.reproducer("matches_reference", problem) == direct.reproducer("matches_reference", problem)
         assert iso.dispatch().items() >= direct.dispatch().items()
         iso.check_available()
         assert iso.describe()["name"] == direct.describe()["name"]
-    covered = {"capabilities", "run", "vjp", "conv_transpose", "native_snippet", "run_mode", "reproducer"}
+    covered = {"capabilities", "run", "vjp", "conv_transpose", "native_snippet", "run_mode", "reproducer", "run_source"}
     untested = methods - covered - set(NO_ARGUMENT) - set(OWN_ANSWER)
     assert not untested, f"add the new Backend methods to this test: {sorted(untested)}"
