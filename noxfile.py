@@ -50,7 +50,18 @@ FRAMEWORKS: dict[str, tuple[str, str, str, list[str]]] = {
         "tests/frameworks/test_keras_backends.py",
         ["3.11", "3.12", "3.13"],
     ),
+    # Converted models (ported backends): each session installs both sides of its conversion; Python 3.11 only
+    # (the frameworks' own sessions cover the other Pythons). Their runs are short (--max-examples, CONVERTED_RUN):
+    # every new geometry costs a conversion (a dynamo export about a second).
+    "torch.onnx": ("torch,onnx,converters", "torch.onnx", "tests/frameworks/test_converted_backends.py", ["3.11"]),
+    "tf2onnx": ("tensorflow,onnx,converters", "tf2onnx", "tests/frameworks/test_converted_backends.py", ["3.11"]),
+    "onnx2torch": ("torch,onnx", "onnx2torch", "tests/frameworks/test_converted_backends.py", ["3.11"]),
+    "openvino": ("onnx,converters", "openvino", "tests/frameworks/test_converted_backends.py", ["3.11"]),
 }
+# Installed after the extras with --no-deps: onnx2torch requires torchvision, and PyPI's torchvision is a CUDA build
+# that fails to import beside torch's CPU build ("operator torchvision::nms does not exist"); Conv needs none of it.
+NO_DEPS = {"onnx2torch": ["onnx2torch"]}
+CONVERTED_RUN = ["--max-examples", "20"]
 
 
 # Extra `crosscheck run` arguments per framework session: a Keras example builds a layer (and on JAX compiles it),
@@ -89,6 +100,8 @@ def _framework_session(framework: str) -> None:
         if "torch" in extra.split(","):
             _install_torch(session)
         _install(session, extra)
+        if framework in NO_DEPS:
+            session.install("--no-deps", "-c", CONSTRAINTS, *NO_DEPS[framework])
         # CI's profile unless the caller picks another (CROSSCHECK_PROFILE=dev nox ... for a quick local pass).
         profile = os.environ.get("CROSSCHECK_PROFILE") or "ci"
         env = {"CROSSCHECK_PROFILE": profile}
@@ -98,7 +111,8 @@ def _framework_session(framework: str) -> None:
         else:
             session.run("pytest", "-q", "-n", "auto", test_file, env=env)
         out = _shard_folder(session)
-        run_args = [*RUN_ARGS.get(framework, []), *session.posargs]
+        short = CONVERTED_RUN if test_file.endswith("test_converted_backends.py") else []
+        run_args = [*RUN_ARGS.get(framework, []), *short, *session.posargs]
         session.run("crosscheck", "run", "--backends", backends, "--profile", profile, "--out", out, *run_args)
 
     session.__doc__ = f"{framework} alone: its tests, then its property-suite shard ({backends})"

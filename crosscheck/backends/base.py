@@ -196,6 +196,9 @@ class Backend(abc.ABC):
     may_decline: bool = False
     # Where `implementations` reads which implementation a call ran, or why nothing tells (strategies.coverage).
     implementation_source: str = NOTHING_EXPOSED
+    # A converted model (crosscheck.backends.converted_backends): the layer `run` runs after conversion was built in
+    # this framework first, and `run_source` runs it there (property `conversion_end_to_end`); empty: no conversion.
+    converted_from: str = ""
 
     def __init__(self, device: str = "cpu") -> None:
         if device not in self.devices:
@@ -229,6 +232,10 @@ class Backend(abc.ABC):
         `activation` one of `capabilities().fused.activations`, crosscheck.core.bounds.ACTIVATIONS), in the
         canonical layout and the problem's dtype. Only for problems inside `capabilities().fused`."""
         raise NotImplementedError(f"{self.name} has no fused convolution, bias and activation")
+
+    def run_source(self, problem: ConvProblem) -> np.ndarray:
+        """The layer of `problem` in `converted_from`'s framework, before conversion; same shape and dtype as run()."""
+        raise NotImplementedError(f"{self.name} converts no model")
 
     def check_available(self) -> None:
         """Raise BackendUnavailable with the reason if the framework cannot be used."""

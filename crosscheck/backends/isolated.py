@@ -145,6 +145,7 @@ def _describe(backend: Backend) -> dict[str, Any]:
         "constrained_spaces": [f for f in _SPACES if (sub := getattr(caps, f)) is not None and sub.constraints],
         "may_decline": backend.may_decline,
         "implementation_source": backend.implementation_source,
+        "converted_from": backend.converted_from,
         "isa_switches": tuple(backend.isa_switches),
         "precision_modes": tuple(backend.precision_modes()),
     }
@@ -238,6 +239,8 @@ def _serve(conn: Connection, sys_path: list[str], factory_bytes: bytes, log_path
                 value = np.asarray(backend.fused(*arg))
             elif op == "run_mode":
                 value = np.asarray(backend.run_mode(*arg))
+            elif op == "run_source":
+                value = np.asarray(backend.run_source(arg))
             elif op == "native_snippet":
                 value = backend.native_snippet(arg)
             elif op == "reproducer":
@@ -550,6 +553,7 @@ class IsolatedBackend(Backend):
         self.may_decline = bool(self._info["may_decline"])
         self.isa_switches = tuple(self._info.get("isa_switches", ()))
         self.implementation_source = str(self._info.get("implementation_source", self.implementation_source))
+        self.converted_from = str(self._info.get("converted_from", ""))
         caps: Capabilities = self._info["capabilities"]
         self._caps = replace(caps, constraints=(self._refuses,)) if self._info["has_constraints"] else caps
         for space in self._info.get("constrained_spaces", ()):
@@ -628,6 +632,10 @@ class IsolatedBackend(Backend):
 
     def run(self, problem: ConvProblem) -> np.ndarray:
         y: np.ndarray = self._call("run", problem, "running the problem")
+        return y
+
+    def run_source(self, problem: ConvProblem) -> np.ndarray:
+        y: np.ndarray = self._call("run_source", problem, "running the layer before conversion")
         return y
 
     def precision_modes(self) -> tuple[PrecisionMode, ...]:

@@ -42,6 +42,10 @@ PORTED: dict[str, str] = {
     "keras.tensorflow": "crosscheck.backends.keras_backends:KerasTensorflow",
     "keras.jax": "crosscheck.backends.keras_backends:KerasJax",
     "keras.torch": "crosscheck.backends.keras_backends:KerasTorch",
+    "torch.onnx": "crosscheck.backends.converted_backends:TorchOnnxBackend",
+    "tf2onnx": "crosscheck.backends.converted_backends:Tf2OnnxBackend",
+    "onnx2torch": "crosscheck.backends.converted_backends:Onnx2TorchBackend",
+    "openvino": "crosscheck.backends.converted_backends:OpenvinoBackend",
 }
 
 # Short names a user may type for a family of backends.

@@ -172,6 +172,18 @@ def _keras_tf_eigen_conv3d_same_pad_below_minus_one(spec: ConvSpec) -> bool:
     return _tf_eigen_conv3d_same_pad_below_minus_one(spec) and _keras_tf_conv3d(spec)
 
 
+def _openvino_float32_batched_strided_padded(spec: ConvSpec) -> bool:
+    # OpenVINO's CPU plugin on AVX-512 (f32: oneDNN brg_conv_fwd; its default bf16 inference precision too): batch
+    # items after the first lose output rows. Measured with the stride on the last axis (f32) and on the first (bf16).
+    return (
+        spec.dtype == "float32"
+        and spec.batch > 1
+        and spec.rank >= 2
+        and max(spec.stride) > 1
+        and any(lo or hi for lo, hi in spec.pads)
+    )
+
+
 TF, TORCH, ONNX_REF = "tensorflow", "torch", "onnx.reference"
 KERAS_TF, KERAS_TORCH = "keras.tensorflow", "keras.torch"
 GRAD_X, GRAD_W = frozenset({"gradient_input"}), frozenset({"gradient_weight"})
@@ -230,6 +242,15 @@ REGIONS: dict[str, tuple[Region, ...]] = {
         Region(TF, FORWARD, _tf_bfloat16_depthwise_row_stride_below_column, min_isa_class="avx512-bf16"),
         # DepthwiseConv2D only: DepthwiseConv1D runs as a height-1 2-D, one row, none to skip (measured: it passes).
         Region(KERAS_TF, FORWARD, _tf_bfloat16_depthwise_row_stride_below_column, min_isa_class="avx512-bf16"),
+    ),
+    "openvino-cpu-float32-batched-strided-padded-conv-zeros": (
+        # precision_modes' default mode and the conversion's converted side are the same call as run().
+        Region(
+            "openvino",
+            FORWARD | {"precision_modes", "conversion_end_to_end"},
+            _openvino_float32_batched_strided_padded,
+            min_isa_class="avx512",
+        ),
     ),
     "onnx-reference-grouped-conv-transpose-slices-the-weight-wrongly": (
         Region(ONNX_REF, TRANSPOSED, _onnx_reference_grouped_transpose),

@@ -27,6 +27,7 @@ class Proxied(wb.NumpyBackward):
     description = "every method answers"
     may_decline = True
     implementation_source = "its own name"
+    converted_from = "its source"
 
     def run_mode(self, problem: ConvProblem, mode: str) -> np.ndarray:
         return np.asarray(self.run(problem) * 2)
@@ -37,6 +38,9 @@ class Proxied(wb.NumpyBackward):
     def fused(self, problem: ConvProblem, bias: np.ndarray, activation: str) -> np.ndarray:
         y = self.run(problem) + bias.reshape(-1, *(1,) * problem.spec.rank)
         return np.asarray(np.maximum(y, 0) if activation == "relu" else y)
+
+    def run_source(self, problem: ConvProblem) -> np.ndarray:
+        return np.asarray(self.run(problem) * 3)
 
 
 def _interface() -> tuple[set[str], set[str]]:
@@ -70,11 +74,22 @@ def test_the_proxy_answers_as_the_backend_in_its_worker() -> None:
         np.testing.assert_array_equal(iso.run_mode(problem, "double"), direct.run_mode(problem, "double"))
         bias = np.arange(2, dtype=problem.x.dtype) - 1
         np.testing.assert_array_equal(iso.fused(problem, bias, "relu"), direct.fused(problem, bias, "relu"))
+        np.testing.assert_array_equal(iso.run_source(problem), direct.run_source(problem))
         assert iso.native_snippet(problem) == direct.native_snippet(problem)
         assert iso.reproducer("matches_reference", problem) == direct.reproducer("matches_reference", problem)
         assert iso.dispatch().items() >= direct.dispatch().items()
         iso.check_available()
         assert iso.describe()["name"] == direct.describe()["name"]
-    covered = {"capabilities", "run", "vjp", "conv_transpose", "native_snippet", "run_mode", "reproducer", "fused"}
+    covered = {
+        "capabilities",
+        "run",
+        "vjp",
+        "conv_transpose",
+        "native_snippet",
+        "run_mode",
+        "reproducer",
+        "fused",
+        "run_source",
+    }
     untested = methods - covered - set(NO_ARGUMENT) - set(OWN_ANSWER)
     assert not untested, f"add the new Backend methods to this test: {sorted(untested)}"
