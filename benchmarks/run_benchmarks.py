@@ -330,21 +330,6 @@ def ported_examples_per_second(quick: bool, out: Path) -> dict[str, Any]:
     return _run_rates(args, out)
 
 
-def ported_examples_per_second(quick: bool, out: Path) -> dict[str, Any]:
-    """Examples per second of the ported backends (compiled, layer-level, converted paths: `--backends ported`), which
-    a default run leaves out: each new geometry costs them a compilation, a layer build or a conversion."""
-    examples = "5" if quick else "20"
-    args = ["--backends", "ported", "--profile", "ci", "--no-pairwise", "--max-examples", examples]
-    print(f"\n7. Ported paths: `crosscheck run {' '.join(args)}`")
-    wall, record = crosscheck_run(args, out, ci=True)
-    rates, overall = _rates(record)
-    print(f"   run wall {wall:.1f} s")
-    for backend, by in rates.items():
-        worst = min(by, key=by.__getitem__)
-        print(f"   {backend:<16} overall {overall[backend]:7.2f}/s  slowest {by[worst]:7.2f}/s ({worst})")
-    return {"wall_s": wall, "rates": rates, "overall": overall}
-
-
 def _best_of(code: str, runs: int = 5) -> list[float]:
     return [
         float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
