@@ -43,13 +43,18 @@ FRAMEWORKS: dict[str, tuple[str, str, str, list[str]]] = {
     "tensorflow-xla": ("tensorflow", "tensorflow.xla", "tests/frameworks/test_compiled_backends.py", ALL_PYTHONS),
     "torch-compile": ("torch", "torch.compile", "tests/frameworks/test_compiled_backends.py", ALL_PYTHONS),
     "jax-jit": ("jax", "jax.jit", "tests/frameworks/test_compiled_backends.py", ["3.11", "3.12", "3.13"]),
-    # Keras layers on each of its backends (the `ported` group: not in a default run); jax has no 3.10 wheels.
-    "keras": (
-        "keras,tensorflow,jax,torch",
-        "keras.tensorflow,keras.jax,keras.torch",
-        "tests/frameworks/test_keras_backends.py",
-        ["3.11", "3.12", "3.13"],
-    ),
+    # Keras layers, a session per Keras backend (the `ported` group: not in a default run). Each installs all three
+    # frameworks: the test file's in-process backend is keras.torch, its worker tests load the others, and
+    # `import tensorflow` imports Keras itself; jax has no 3.10 wheels.
+    **{
+        f"keras-{below}": (
+            "keras,tensorflow,jax,torch",
+            f"keras.{below}",
+            "tests/frameworks/test_keras_backends.py",
+            ["3.11", "3.12", "3.13"],
+        )
+        for below in ("tensorflow", "jax", "torch")
+    },
     # Converted models (ported backends): each session installs both sides of its conversion; Python 3.11 only
     # (the frameworks' own sessions cover the other Pythons). Their runs are short (--max-examples, CONVERTED_RUN):
     # every new geometry costs a conversion (a dynamo export about a second).
@@ -66,7 +71,8 @@ CONVERTED_RUN = ["--max-examples", "20"]
 
 # Extra `crosscheck run` arguments per framework session: a Keras example builds a layer (and on JAX compiles it),
 # 2-8 examples/s, so the profile's 200 per property would take the job ~40 minutes; 50 keep it near 10.
-RUN_ARGS: dict[str, list[str]] = {"keras": ["--max-examples", "50"]}
+KERAS_RUN = ["--max-examples", "50"]
+RUN_ARGS: dict[str, list[str]] = {f"keras-{below}": KERAS_RUN for below in ("tensorflow", "jax", "torch")}
 
 
 def _install(session: nox.Session, extra: str) -> None:
