@@ -177,19 +177,24 @@ def _through_forward(forward: ConvProblem, terms: np.ndarray, region: tuple[slic
     return ReferenceResult(got.value[where], low[where], mag, bound, "gradients")
 
 
+def _in_problem_dtype(problem: ConvProblem, g: np.ndarray) -> bool:
+    """The rearranged problems hold g in the problem's dtype: a cotangent in another one would be rounded there."""
+    return problem.spec.dtype in _FAST_DTYPES and np.asarray(g).dtype == problem.x.dtype
+
+
 def _fast_input_gradient(problem: ConvProblem, g: np.ndarray, terms: np.ndarray) -> ReferenceResult | None:
-    if problem.spec.dtype not in _FAST_DTYPES or problem.spec.terms == 0:
+    if not _in_problem_dtype(problem, g) or problem.spec.terms == 0:
         return None
-    forward = _cotangent_as_input(problem, np.asarray(g, dtype=problem.x.dtype))
+    forward = _cotangent_as_input(problem, np.asarray(g))
     got = _through_forward(forward, terms, tuple(slice(None) for _ in problem.spec.in_size))
     return None if got is None else replace(got, method="gradients.input")
 
 
 def _fast_weight_gradient(problem: ConvProblem, g: np.ndarray, terms: np.ndarray) -> ReferenceResult | None:
     spec = problem.spec
-    if spec.dtype not in _FAST_DTYPES or spec.terms == 0 or spec.batch * math.prod(spec.out_size) == 0:
+    if not _in_problem_dtype(problem, g) or spec.terms == 0 or spec.batch * math.prod(spec.out_size) == 0:
         return None
-    forward = _input_as_batch(problem, np.asarray(g, dtype=problem.x.dtype))
+    forward = _input_as_batch(problem, np.asarray(g))
     got = _through_forward(forward, terms, tuple(slice(0, k) for k in spec.kernel))
     if got is None:
         return None

@@ -250,3 +250,12 @@ def test_layers_of_real_networks_take_the_gemm_gradients(spec: ConvSpec, dtype: 
         assert f.value.shape == slow.value.shape
         assert np.all(f.distance(slow.approx) <= f.error_bound + slow.error_bound + 2 * 2.0**-53 * np.abs(slow.approx))
         assert np.all(f.error_bound <= slow.error_bound * (1 + 1e-12) + 2.0**-1074)
+
+
+def test_a_cotangent_in_another_dtype_is_not_rounded_into_the_problems() -> None:
+    problem = make_problem(REALISTIC[0].with_(dtype="float32"), 3)
+    g = cotangent(problem).astype(np.float64) + 2.0**-40  # not a float32 value: the GEMM paths would round it
+    with pytest.MonkeyPatch.context() as m:
+        loops = _through_loops(m, problem, g)
+    for fast, slow in zip([input_gradient(problem, g), weight_gradient(problem, g)], loops):
+        np.testing.assert_array_equal(fast.value, slow.value)  # the loops, which take g in float64
