@@ -18,7 +18,7 @@ from crosscheck.backends.base import Backend
 from crosscheck.checks.forward import bound_for
 from crosscheck.core.dtypes import dtype_info
 from crosscheck.core.problem import ConvProblem, ConvSpec
-from crosscheck.reference import reference
+from crosscheck.reference import ReferenceResult, reference
 from crosscheck.reference.elementwise import magnitude, two_sum
 from crosscheck.reference.geometry import work_dtype
 
@@ -69,10 +69,11 @@ def derived(base: ConvProblem, spec: ConvSpec, x: np.ndarray, w: np.ndarray, **m
     return p
 
 
-def side(backend: Backend, problem: ConvProblem, y: np.ndarray) -> Side:
-    """The backend's output `y` for `problem` with the bound it must satisfy."""
+def side(backend: Backend, problem: ConvProblem, y: np.ndarray, ref: ReferenceResult | None = None) -> Side:
+    """The backend's output `y` for `problem` with the bound it must satisfy (`ref`: the problem's reference, when
+    the caller has it)."""
     caps = backend.capabilities()
-    ref = reference(problem)
+    ref = ref if ref is not None else reference(problem)
     dtype = problem.spec.dtype
     bound = bound_for(problem, ref, caps.u_acc(dtype), caps.bound, complex_method=caps.complex_method)
     return Side(problem, np.asarray(y, dtype=work_dtype(problem.x)), bound)

@@ -20,6 +20,7 @@ from crosscheck.backends.base import Backend
 from crosscheck.checks.relations import RelationBroken, relate, side
 from crosscheck.core.problem import ConvProblem
 from crosscheck.properties.base import Observation, Property, PropertyFailure, call_backend, features, run_backend
+from crosscheck.reference import reference
 from crosscheck.strategies import conv_problems
 
 
@@ -43,8 +44,9 @@ class ConversionEndToEnd(Property):
 
     def check(self, backend: Backend, problem: ConvProblem) -> Observation:
         source_y = call_backend(backend, self.name, problem, lambda: backend.run_source(problem))
-        source = side(backend, problem, source_y)
-        v_source = self._compare(backend, problem, source_y)
+        ref = reference(problem)  # one reference for both sides and their relation
+        source = side(backend, problem, source_y, ref)
+        v_source = self._compare(backend, problem, source_y, ref)
         if not v_source.passed:
             raise PropertyFailure(
                 f"the layer before conversion ({backend.converted_from}) is not within its bound:\n{v_source.message}",
@@ -53,7 +55,7 @@ class ConversionEndToEnd(Property):
                 problem,
             )
         converted_y = run_backend(backend, self.name, problem)
-        v_converted = self._compare(backend, problem, converted_y)
+        v_converted = self._compare(backend, problem, converted_y, ref)
         if not v_converted.passed:
             raise PropertyFailure(
                 f"the converted model is not within its bound (its source, {backend.converted_from}, is):\n"
@@ -62,7 +64,7 @@ class ConversionEndToEnd(Property):
                 self.name,
                 problem,
             )
-        converted = side(backend, problem, converted_y)
+        converted = side(backend, problem, converted_y, ref)
         try:
             relation = relate(source.y, converted.y, source.bound + converted.bound, "source layer against converted")
         except RelationBroken as exc:

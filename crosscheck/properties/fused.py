@@ -23,7 +23,7 @@ from crosscheck.core.dtypes import dtype_info
 from crosscheck.core.problem import ConvProblem
 from crosscheck.core.values import exact_value_limit
 from crosscheck.properties.base import Observation, Property, PropertyFailure, call_backend
-from crosscheck.reference import reference
+from crosscheck.reference import ReferenceResult, reference
 from crosscheck.reference.fused import bias_shape, fused_reference
 from crosscheck.strategies import conv_problems
 
@@ -47,15 +47,23 @@ def fused_bias(problem: ConvProblem) -> np.ndarray:
     return np.asarray(b.astype(info.numpy))
 
 
-def fused_verdict(problem: ConvProblem, actual: object, bias: np.ndarray, activation: str, u_acc: float) -> Verdict:
-    """`actual` (canonical layout, the problem's dtype) against act(conv + b) and its bound."""
+def fused_verdict(
+    problem: ConvProblem,
+    actual: object,
+    bias: np.ndarray,
+    activation: str,
+    u_acc: float,
+    conv: ReferenceResult | None = None,
+) -> Verdict:
+    """`actual` (canonical layout, the problem's dtype) against act(conv + b) and its bound; `conv` is the
+    convolution's reference when the caller has it (one per problem, whatever the activations checked)."""
     spec = problem.spec
     info = dtype_info(spec.dtype)
     arr = np.asarray(actual)
     kind, text = message.mismatch("", arr, spec.y_shape, spec.dtype, info)
     if kind:
         return Verdict(False, kind, text)
-    conv = reference(problem)
+    conv = conv if conv is not None else reference(problem)
     ref = fused_reference(conv, problem, bias, activation)
     b = np.broadcast_to(np.abs(np.asarray(bias, np.float64)).reshape(bias_shape(problem)), conv.value.shape)
     exact = problem.exact and float(np.max(conv.magnitude + b, initial=0.0)) <= 2.0**info.significand_bits
@@ -133,11 +141,12 @@ class FusedBiasActivation(Property):
         u_acc = sub.u_acc(problem.spec.dtype)
         worst: Verdict | None = None
         names = self._activations(backend, problem)
+        conv = reference(problem)
         for act in names:
             if act not in sub.activations:
                 raise PropertyFailure(f"the backend offers no fused {act!r}", backend.name, self.name, problem)
             y = call_backend(backend, self.name, problem, lambda a=act: np.asarray(backend.fused(problem, bias, a)))  # type: ignore[misc]
-            v = fused_verdict(problem, y, bias, act, u_acc)
+            v = fused_verdict(problem, y, bias, act, u_acc, conv)
             if not v.passed:
                 failing = replace(problem, meta={**problem.meta, ACTIVATION_KEY: act})
                 raise PropertyFailure(
