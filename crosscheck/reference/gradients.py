@@ -150,8 +150,7 @@ def _through_forward(forward: ConvProblem, terms: np.ndarray, region: tuple[slic
     `region`, the bound taken with the gradient's true term counts `terms` (broadcast to that region); None where
     the float64 slices cannot reach the compensated loop's accuracy."""
     spec = forward.spec
-    full = tuple(slice(None) for _ in range(2))
-    where = full + region
+    where = (slice(None), slice(None), *region)
     counts = np.zeros(spec.out_size)
     counts[region] = np.broadcast_to(terms[0, 0], counts[region].shape)
     if spec.dtype != "float64":
