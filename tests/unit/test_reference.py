@@ -90,3 +90,20 @@ def test_make_problem_is_reproducible_from_its_seed(seed: int) -> None:
     assert a.x.dtype.name == "bfloat16" and a.x.shape == spec.x_shape
     np.testing.assert_array_equal(a.x.astype(np.float32), b.x.astype(np.float32))
     np.testing.assert_array_equal(a.w.astype(np.float32), b.w.astype(np.float32))
+
+
+def test_the_direct_oracles_bound_covers_what_a_float64_pair_cannot_hold() -> None:
+    # 216 float64 products per output: the exact sum needs more bits than hi + lo hold (it was off by 2⁻¹⁰² here while
+    # its bound said 2⁻¹⁰⁷⁴); the bound is now the pair's own residual.
+    from fractions import Fraction
+
+    spec = ConvSpec(2, 1, 1, (6, 6, 6), (6, 6, 6), dtype="float64")
+    problem = make_problem(spec, 0)
+    got = direct(problem)
+    for n in range(2):
+        exact = sum(
+            (Fraction(float(a)) * Fraction(float(b)) for a, b in zip(problem.x[n].ravel(), problem.w[0].ravel())),
+            Fraction(0),
+        )
+        pair = Fraction(float(got.value[n, 0, 0, 0, 0])) + Fraction(float(got.low[n, 0, 0, 0, 0]))
+        assert abs(pair - exact) <= Fraction(float(got.error_bound[n, 0, 0, 0, 0]))
