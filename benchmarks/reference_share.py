@@ -76,7 +76,8 @@ def instrument() -> int:
 
 def main(argv: list[str]) -> int:
     if len(argv) < 3 or argv[1] != "--":
-        sys.exit("usage: reference_share.py SECONDS_FILE -- CROSSCHECK_ARGS...")
+        print("reference_share.py: error: usage: SECONDS_FILE -- CROSSCHECK_ARGS...", file=sys.stderr)
+        return 2
     out = Path(argv[0])
     instrument()
     from crosscheck.cli.main import main as crosscheck_main

@@ -134,3 +134,11 @@ def test_reference_share_counts_nested_calls_once(bench: ModuleType) -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code, str(SCRIPT.parent)], capture_output=True, text=True, check=True)
     assert proc.stdout.split() == ["2"]
+
+
+def test_reference_share_refuses_a_bad_command_line_in_one_line() -> None:
+    import subprocess
+
+    script = SCRIPT.parent / "reference_share.py"
+    proc = subprocess.run([sys.executable, str(script), "seconds.json", "run"], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "usage" in proc.stderr
