@@ -7,7 +7,8 @@
   FFT backend is judged by too). A zero element next to large ones may be off by the noise of its neighbours.
 - ``winograd``: the bound of a Winograd / Toom-Cook algorithm F(m, r) (Lavin & Gray 2016) built on the usual
   interpolation points 0, ±1, ±2, ±1/2, … and ∞, for the output tile sizes m in `WINOGRAD_TILES` (``winograd``
-  covers each of them; ``winograd:M`` one), with r the (dilated) kernel size along each axis. Each element is
+  covers each of them; ``winograd:M`` one), with r the kernel size along each axis (a dilated kernel on the input's
+  dilation phases, and also as its dense equivalent where that fits a tile: `winograd_layouts`). Each element is
   within u_out·|y| + γ_k(u_acc)·W, W the magnitude the transforms carry (|Aᵀ|((|G||g|) ⊙ (|Bᵀ||d|)) for the
   tile that holds the element, maximised over where the tiles start), or within the element-wise bound (a
   kernel that runs other shapes directly).
@@ -27,10 +28,16 @@ import numpy as np
 
 from crosscheck.core.bounds import F64_U, gamma
 from crosscheck.core.padding import effective_kernel
-from crosscheck.core.problem import ConvProblem
+from crosscheck.core.problem import ConvProblem, ConvSpec
 
 MODELS = ("elementwise", "normwise", "winograd")
 WINOGRAD_TILES = (2, 4, 6)
+# The widest kernel a Winograd tile takes as such (F(m, 7)): past it the interpolation constants, which grow like
+# p^(r−1), make W meaningless (a 3-tap kernel dilated by 12 as a 25-tap tile allows errors of 10¹⁸·M), and no
+# library tiles such kernels; a dilated kernel wider than this is modelled only on its phases.
+DENSE_MAX_TAPS = 7
+# Elements of one window copy in `_correlate_nonnegative` (32 MiB of float64).
+_SLAB = 1 << 22
 # What a user may pass: the models, and the Winograd model for one output tile size.
 CHOICES = (*MODELS, *(f"winograd:{m}" for m in WINOGRAD_TILES))
 DESCRIPTIONS = {
@@ -130,66 +137,119 @@ def winograd_depth(spec_kernel: tuple[int, ...], channels: int, m: int) -> int:
     return sum(r + 1 + 2 * (m + r - 1 + 1) for r in spec_kernel) + channels
 
 
-def winograd_magnitude(problem: ConvProblem, m: int) -> np.ndarray:
-    """W per output element: the largest |Aᵀ|((|G||g|) ⊙ (|Bᵀ||d|)) summed over the input channels, over every
-    position the element can take in an m-sized output tile (so, over every tiling)."""
-    spec = problem.spec
-    rank = spec.rank
-    eff = tuple(effective_kernel(k, d) for k, d in zip(spec.kernel, spec.dilation))
-    # The dilated kernel as a dense one: Winograd on it (then striding) computes exactly the same sums.
-    g = np.zeros((*spec.w_shape[:2], *eff))
-    g[(slice(None), slice(None), *(slice(None, None, d) for d in spec.dilation))] = np.abs(problem.w.astype(np.float64))
+def winograd_layouts(spec: ConvSpec) -> tuple[bool, ...]:
+    """How a Winograd kernel may run `spec`'s kernel, as `dense` flags for `winograd_magnitude`: in phases
+    (False: the undilated kernel, r = k, on the input's dilation phases, as TensorFlow's space-to-batch runs a
+    dilated convolution), and, for a dilated kernel whose dilated size fits a Winograd tile (every axis at most
+    DENSE_MAX_TAPS), also as its dense equivalent (True: r = the dilated size)."""
+    if all(d == 1 for d in spec.dilation):
+        return (False,)
+    dense = [effective_kernel(k, d) for k, d in zip(spec.kernel, spec.dilation) if d > 1]
+    return (False, True) if max(dense) <= DENSE_MAX_TAPS else (False,)
+
+
+def _tile_kernels(g: np.ndarray, m: int) -> np.ndarray:
+    """The kernel of the correlation that gives W: (O, Cg, *width) with width = n + m − 1 = 2m + r − 2 taps per
+    axis, the largest weight of input offset q over the m positions an output can take in its tile.
+
+    For output i of a tile, input l of it (at offset l − i from the output) weighs h_i[l] = Σ_j |Aᵀ|_ij·|Bᵀ|_jl·
+    (|G||g|)_j along each axis; the maximum over the shifted h_i bounds every tiling. One tile position at a time
+    (m^rank of them), so memory stays that of one (O, Cg, n, …) array.
+    """
+    rank = g.ndim - 2
     h = g
     per_axis = []
-    for axis, r in enumerate(eff):
+    for axis, r in enumerate(g.shape[2:]):
         a_t, g_m, b_t = (np.abs(t) for t in toom_cook(m, r))
         h = np.moveaxis(np.tensordot(h, g_m, axes=([2 + axis], [1])), -1, 2 + axis)  # |G||g| along this axis
         per_axis.append(np.einsum("ij,jl->ijl", a_t, b_t))  # (m, n, n): |Aᵀ|_ij·|Bᵀ|_jl
-    # Contract each transformed axis j_d with |Aᵀ|_ij·|Bᵀ|_jl, the weight of input l of a tile for its output i:
-    # the axis becomes the pair (i, l), so that kernels is (O, Cg, i_1, l_1, i_2, l_2, …).
-    kernels = h
-    for axis, weights in enumerate(per_axis):
-        at = 2 + 2 * axis
-        moved = np.tensordot(kernels, weights, axes=([at], [1]))  # (…, i, l) at the end
-        kernels = np.moveaxis(moved, (-2, -1), (at, at + 1))
-    n = [m + r - 1 for r in eff]
-    width = [nd + m - 1 for nd in n]
-    combined = np.zeros((*spec.w_shape[:2], *width))
+    n = h.shape[2:]
+    combined = np.zeros((*g.shape[:2], *(nd + m - 1 for nd in n)))
     for tile in itertools.product(range(m), repeat=rank):
-        index: list[slice | int] = [slice(None), slice(None)]
-        for i in tile:
-            index += [i, slice(None)]
+        k = h
+        for axis, i in enumerate(tile):
+            k = np.moveaxis(np.tensordot(k, per_axis[axis][i], axes=([2 + axis], [0])), -1, 2 + axis)
         # Output i of a tile reads inputs l of it, i.e. offset l − i from the output: place at (m − 1) − i.
         where = (slice(None), slice(None), *(slice(m - 1 - i, m - 1 - i + nd) for i, nd in zip(tile, n)))
-        np.maximum(combined[where], kernels[tuple(index)], out=combined[where])
-    # W[p] = Σ_c Σ_q |x|[p·s + q − (m − 1)]·combined[q]: a correlation with the wider kernel, the input padded
-    # by m − 1 more on each side; all terms are non-negative, so one BLAS contraction is accurate to γ_K.
-    pads = [(0, 0), (0, 0), *((lo + m - 1, hi + m - 1) for lo, hi in spec.pads)]
+        np.maximum(combined[where], k, out=combined[where])
+    return combined
+
+
+def _correlate_nonnegative(
+    xg: np.ndarray, kg: np.ndarray, stride: tuple[int, ...], dilation: tuple[int, ...], out: tuple[int, ...]
+) -> np.ndarray:
+    """Σ_c Σ_q xg[n, g, c, p·s + q·d]·kg[g, o, c, q] for the padded grouped input xg (N, G, Cg, *padded) and
+    kernel kg (G, Og, Cg, *width): (N, G·Og, *out). Over slabs of the first output axis, so that a slab's window
+    copy stays near _SLAB elements whatever the kernel's width (the Winograd kernels are up to 2m − 2 taps wider
+    per axis than the problem's)."""
+    n_batch, groups, cg = xg.shape[:3]
+    og, width = kg.shape[1], kg.shape[3:]
+    rank = len(width)
+    eff = tuple((w - 1) * d + 1 for w, d in zip(width, dilation))
+    per_row = n_batch * cg * math.prod(out[1:]) * math.prod(width)
+    rows = max(1, _SLAB // max(per_row, 1))
+    result = np.empty((n_batch, groups, og, *out))
+    contract = ([1, *range(2 + rank, 2 + 2 * rank)], [1, *range(2, 2 + rank)])
+    for g in range(groups):
+        for start in range(0, out[0], rows):
+            stop = min(out[0], start + rows)
+            lo = start * stride[0]
+            sub = xg[:, g, :, lo : lo + (stop - start - 1) * stride[0] + eff[0]]  # (N, Cg, *slab of padded)
+            v = np.lib.stride_tricks.sliding_window_view(sub, eff, axis=tuple(range(2, 2 + rank)))
+            counts = (stop - start, *out[1:])
+            index = (
+                (slice(None),) * 2
+                + tuple(slice(0, (c - 1) * s + 1, s) for c, s in zip(counts, stride))
+                + tuple(slice(None, None, d) for d in dilation)
+            )
+            t = np.tensordot(v[index], kg[g], axes=contract)  # (N, *slab, Og)
+            result[:, g, :, start:stop] = np.moveaxis(t, -1, 1)
+    return result.reshape(n_batch, groups * og, *out)
+
+
+def winograd_magnitude(problem: ConvProblem, m: int, dense: bool = False) -> np.ndarray:
+    """W per output element: the largest |Aᵀ|((|G||g|) ⊙ (|Bᵀ||d|)) summed over the input channels, over every
+    position the element can take in an m-sized output tile (so, over every tiling).
+
+    `dense`: a dilated kernel as its dense equivalent (r = the dilated size; Winograd on it, then striding,
+    computes exactly the same sums); otherwise (and always for an undilated kernel) the kernel itself on each
+    dilation phase of the input (r = k; the tile's m outputs are d apart, and so are its inputs).
+    """
+    spec = problem.spec
+    rank = spec.rank
+    w = np.abs(problem.w.astype(np.float64))
+    if dense:
+        eff = tuple(effective_kernel(k, d) for k, d in zip(spec.kernel, spec.dilation))
+        g = np.zeros((*spec.w_shape[:2], *eff))
+        g[(slice(None), slice(None), *(slice(None, None, d) for d in spec.dilation))] = w
+        step = (1,) * rank
+    else:
+        g, step = w, spec.dilation
+    combined = _tile_kernels(g, m)
+    # W[p] = Σ_c Σ_q |x|[p·s + (q − (m − 1))·d]·combined[q]: a correlation with the wider kernel, the input padded
+    # by (m − 1)·d more on each side; all terms are non-negative, so BLAS contractions are accurate to γ_K.
+    pads = [(0, 0), (0, 0), *((lo + (m - 1) * d, hi + (m - 1) * d) for (lo, hi), d in zip(spec.pads, step))]
     xg = np.pad(np.abs(problem.x.astype(np.float64)), pads)
     xg = xg.reshape(xg.shape[0], spec.groups, -1, *xg.shape[2:])  # (N, G, Cg, *padded)
-    windows = np.lib.stride_tricks.sliding_window_view(xg, width, axis=tuple(range(3, 3 + rank)))
-    windows = windows[(slice(None),) * 3 + tuple(slice(None, None, s) for s in spec.stride)]
     kg = combined.reshape(spec.groups, -1, *combined.shape[1:])  # (G, Og, Cg, *width)
-    axes = [1, *range(2 + rank, 2 + 2 * rank)]  # of windows[:, g]: (N, Cg, *out, *width)
-    w_mag = np.stack(
-        [np.tensordot(windows[:, g], kg[g], axes=(axes, [1, *range(2, 2 + rank)])) for g in range(spec.groups)],
-        axis=1,
-    )  # (N, G, *out, Og)
-    w_mag = np.moveaxis(w_mag, -1, 2).reshape(spec.y_shape)
-    terms = combined.shape[1] * math.prod(width)
+    w_mag = _correlate_nonnegative(xg, kg, spec.stride, step, spec.out_size)
+    terms = combined.shape[1] * math.prod(combined.shape[2:])
     return np.asarray(w_mag * (1 + gamma(terms + 1, F64_U)))
 
 
 def winograd_error(problem: ConvProblem, u: float, model: str = "winograd") -> np.ndarray:
     """φ per output element with |ŝ − y| ≤ φ for a Winograd F(m, r) computed in precision u, before the result
-    is rounded to the output dtype: γ_k(u)·W maximised over the tile sizes of `model`."""
+    is rounded to the output dtype: γ_k(u)·W maximised over the tile sizes of `model` and the ways
+    (`winograd_layouts`) a kernel may run a dilated filter."""
     spec = problem.spec
     if np.iscomplexobj(problem.x):
         raise ValueError("the winograd accuracy model covers real dtypes only")
     eff = tuple(effective_kernel(k, d) for k, d in zip(spec.kernel, spec.dilation))
     channels = spec.in_channels // spec.groups
     out = np.zeros(spec.y_shape)
-    for m in winograd_tiles(model):
-        k = winograd_depth(eff, channels, m)
-        np.maximum(out, gamma(k, u) * winograd_magnitude(problem, m), out=out)
+    for dense in winograd_layouts(spec):
+        taps = eff if dense else spec.kernel
+        for m in winograd_tiles(model):
+            k = winograd_depth(taps, channels, m)
+            np.maximum(out, gamma(k, u) * winograd_magnitude(problem, m, dense), out=out)
     return out * (1 + 8 * F64_U)

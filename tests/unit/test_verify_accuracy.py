@@ -6,6 +6,7 @@ caught at the default settings (no --dtype), the correct fast algorithms must pa
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 import textwrap
@@ -15,9 +16,10 @@ import numpy as np
 import pytest
 
 from crosscheck import ConvSpec
-from crosscheck.checks.accuracy import toom_cook, winograd_magnitude
+from crosscheck.checks.accuracy import toom_cook, winograd_error, winograd_layouts, winograd_magnitude
 from crosscheck.checks.forward import bound_for, compare
 from crosscheck.core.errors import CrosscheckError
+from crosscheck.core.problem import ConvProblem
 from crosscheck.core.values import make_problem
 from crosscheck.reference import reference
 from crosscheck.reference.elementwise import magnitude
@@ -106,6 +108,45 @@ def test_the_winograd_magnitude_covers_the_direct_one() -> None:
     problem = make_problem(spec, seed=3)
     for m in (2, 4, 6):
         assert np.all(winograd_magnitude(problem, m) >= magnitude(problem) * (1 - 1e-12))
+    dilated = make_problem(spec.with_(dilation=(2, 3), padding=((2, 1), (3, 3))), seed=4)
+    for m in (2, 4, 6):
+        for dense in (False, True):
+            assert np.all(winograd_magnitude(dilated, m, dense) >= magnitude(dilated) * (1 - 1e-12))
+
+
+def test_a_dilated_kernel_is_modelled_on_its_phases_and_densely_only_where_that_fits_a_tile() -> None:
+    spec = ConvSpec(1, 2, 2, (30, 30), (3, 3), dtype="float32")
+    assert winograd_layouts(spec) == (False,)
+    assert winograd_layouts(spec.with_(dilation=(1, 3))) == (False, True)  # 7 taps dense: F(m, 7) tiles exist
+    assert winograd_layouts(spec.with_(dilation=(4, 1))) == (False,)  # 9 taps: no library tiles them
+    assert winograd_layouts(spec.with_(kernel=(9, 3), dilation=(1, 2))) == (False, True)  # the 9 are undilated
+
+
+@pytest.mark.parametrize("m", [2, 4, 6])
+def test_the_phase_model_is_the_undilated_model_on_each_phase(m: int) -> None:
+    # Output q = φ + t·d of a kernel dilated by d reads the padded input at φ + (t + u)·d: phase φ of the output is
+    # the undilated correlation of phase φ of the padded input, tiles and all, so their W must be the same.
+    spec = ConvSpec(2, 4, 3, (23, 17), (3, 2), padding=((2, 1), (0, 3)), dilation=(3, 2), dtype="float32")
+    problem = make_problem(spec, seed=5)
+    w_phases = winograd_magnitude(problem, m)
+    xp = np.pad(problem.x, [(0, 0), (0, 0), *spec.pads])
+    for phase in itertools.product(range(3), range(2)):
+        take = (slice(None), slice(None), *(slice(p, None, d) for p, d in zip(phase, spec.dilation)))
+        part = xp[take]
+        one = ConvSpec(2, 4, 3, part.shape[2:], (3, 2), dtype="float32")
+        undilated = winograd_magnitude(ConvProblem(one, np.ascontiguousarray(part), problem.w), m)
+        np.testing.assert_allclose(w_phases[take], undilated, rtol=1e-13, atol=0)
+
+
+def test_a_wide_dilation_gets_a_bound_of_the_kernels_own_size() -> None:
+    # DeepLab's rate-36 3×3: as a dense 73-tap tile the bound was ~10⁸²·M (anything passed) and took 18 GB; on its
+    # phases it is the 3×3 kernel's own, within a small factor of the undilated layer's.
+    spec = ConvSpec(1, 8, 8, (80, 80), (3, 3), padding=((36, 36), (36, 36)), dilation=(36, 36), dtype="float32")
+    problem = make_problem(spec, seed=6)
+    plain = make_problem(spec.with_(dilation=(1, 1), padding=((1, 1), (1, 1))), seed=6)
+    ratio = np.max(winograd_error(problem, 2.0**-24) / magnitude(problem))
+    plain_ratio = np.max(winograd_error(plain, 2.0**-24) / magnitude(plain))
+    assert 0 < ratio <= 4 * plain_ratio
 
 
 @pytest.mark.parametrize("seed", range(5))

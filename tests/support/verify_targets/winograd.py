@@ -2,12 +2,14 @@
 accurate to the Winograd bound (`--accuracy winograd`); `conv_wrong_constant` is the same kernel with one
 transform constant wrong (G's 1/2 for the last tap of the third row written as 1/4), a typo the tests must catch.
 
-Kernels of 3 taps along every axis, stride 1 and dilation 1 run as Winograd tiles of 2 outputs per axis (any
-rank); every other shape runs the plain correlation, as a library's Winograd path falls back to direct code.
+Kernels of 3 taps along every axis and stride 1 run as Winograd tiles of 2 outputs per axis (any rank); a dilated
+kernel runs on each dilation phase of the input (the space-to-batch way TensorFlow runs atrous convolutions);
+every other shape runs the plain correlation, as a library's Winograd path falls back to direct code.
 """
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -64,11 +66,20 @@ def _conv(x: np.ndarray, w: np.ndarray, g_matrix: np.ndarray, **kw: Any) -> np.n
     stride, padding, dilation, groups = kw["stride"], kw["padding"], kw["dilation"], kw["groups"]
     if np.issubdtype(x.dtype, np.integer):
         raise NotImplementedError("Winograd's transforms need fractions (G holds 1/2): no integer dtypes")
-    if any(k != 3 for k in w.shape[2:]) or any(s != 1 for s in stride) or any(d != 1 for d in dilation):
+    if any(k != 3 for k in w.shape[2:]) or any(s != 1 for s in stride):
         return correlate(x, w, stride=stride, padding=padding, dilation=dilation, groups=groups)
     acc = accumulator(x.dtype)
     xp: np.ndarray = np.pad(x.astype(acc), [(0, 0), (0, 0), *padding])
-    return _winograd(xp, w.astype(acc), groups, g_matrix).astype(x.dtype)
+    wa: np.ndarray = w.astype(acc)
+    out = [n - 2 * d for n, d in zip(xp.shape[2:], dilation)]
+    y = np.empty((x.shape[0], w.shape[0], *out), dtype=acc)
+    # Output q reads inputs q + u·d: the outputs of one phase (q mod d) are an undilated correlation of that phase.
+    for phase in itertools.product(*(range(d) for d in dilation)):
+        take = (slice(None), slice(None), *(slice(p, None, d) for p, d in zip(phase, dilation)))
+        if any(p >= o for p, o in zip(phase, out)):
+            continue  # fewer outputs along an axis than the dilation: this phase has none
+        y[take] = _winograd(xp[take], wa, groups, g_matrix)
+    return y.astype(x.dtype)
 
 
 def conv(x: np.ndarray, w: np.ndarray, **kw: Any) -> np.ndarray:
