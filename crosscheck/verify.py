@@ -150,6 +150,14 @@ class TargetBackend(FunctionBackend):
         self.framework = getattr(sys.modules.get(getattr(fn, "__module__", "") or ""), "__name__", "") or name
         self.description = "your function"
 
+    @property
+    def plan_name(self) -> str:
+        # A file target's name holds the folder it was given from (or, resolved, the checkout's path): the plans
+        # are seeded by the file's own name, so `verify --seed` draws the same problems in any checkout.
+        where, sep, attr = self.name.rpartition(":")
+        is_path = bool(sep) and (where.endswith(".py") or os.sep in where or "/" in where)
+        return f"{Path(where).name}:{attr}" if is_path else self.name
+
     def version(self) -> str:
         module = sys.modules.get(getattr(self.fn, "__module__", "") or "")
         return str(getattr(module, "__version__", "-"))

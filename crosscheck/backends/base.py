@@ -200,6 +200,12 @@ class Backend(abc.ABC):
     # this framework first, and `run_source` runs it there (property `conversion_end_to_end`); empty: no conversion.
     converted_from: str = ""
 
+    @property
+    def plan_name(self) -> str:
+        """What seeds this backend's coverage plans and sweep (crosscheck.strategies.coverage.Guide): a name that is
+        the same on every machine, so that a run with `--seed` draws the same problems wherever it runs."""
+        return self.name
+
     def __init__(self, device: str = "cpu") -> None:
         if device not in self.devices:
             raise BackendUnavailable(

@@ -146,6 +146,7 @@ def _describe(backend: Backend) -> dict[str, Any]:
         "may_decline": backend.may_decline,
         "implementation_source": backend.implementation_source,
         "converted_from": backend.converted_from,
+        "plan_name": backend.plan_name,
         "isa_switches": tuple(backend.isa_switches),
         "precision_modes": tuple(backend.precision_modes()),
     }
@@ -554,6 +555,7 @@ class IsolatedBackend(Backend):
         self.isa_switches = tuple(self._info.get("isa_switches", ()))
         self.implementation_source = str(self._info.get("implementation_source", self.implementation_source))
         self.converted_from = str(self._info.get("converted_from", ""))
+        self._plan_name = str(self._info.get("plan_name", name))
         caps: Capabilities = self._info["capabilities"]
         self._caps = replace(caps, constraints=(self._refuses,)) if self._info["has_constraints"] else caps
         for space in self._info.get("constrained_spaces", ()):
@@ -680,6 +682,10 @@ class IsolatedBackend(Backend):
         """Measured in the worker, where the framework runs (and where its ISA caps apply)."""
         info: dict[str, Any] = self._info["dispatch"]
         return info
+
+    @property
+    def plan_name(self) -> str:
+        return self._plan_name
 
     def check_available(self) -> None:
         """Checked in the worker when it built the backend."""

@@ -288,7 +288,8 @@ def run_backends(
         for backend in backends:
             died: str | None = None
             # One guide for all of a backend's properties: each aims at what the ones before it left uncovered.
-            guide = guides[backend.name] = Guide(backend.name, backend.capabilities(), backend.implementation_source)
+            guide = Guide(backend.plan_name, backend.capabilities(), backend.implementation_source)
+            guides[backend.name] = guide
             for name in props:
                 if units is not None and (backend.name, name) not in units:
                     continue

@@ -48,6 +48,10 @@ class DtypeView(Backend):
         self.may_decline = inner.may_decline
         self.isa_switches = inner.isa_switches
 
+    @property
+    def plan_name(self) -> str:
+        return f"{self.inner.plan_name} [{self.dtype}]"
+
     def capabilities(self) -> Capabilities:
         caps = replace(self.inner.capabilities(), dtypes=(self.dtype,), bound=self.accuracy)
         return replace(caps, ranks=self.ranks) if self.ranks else caps

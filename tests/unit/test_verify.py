@@ -6,6 +6,7 @@ tests/support/verify_targets/measure.py measures how many examples each wrong ta
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -218,3 +219,16 @@ def test_load_target_refuses_what_it_cannot_call() -> None:
     with pytest.raises(CrosscheckError, match="not callable"):
         load_target(target("only_2d", "NOT_A_FUNCTION"))
     assert callable(load_target(target("flipped")))
+
+
+def test_a_seeded_verify_draws_the_same_problems_from_any_folder(tmp_path: Path) -> None:
+    # The coverage plans were seeded by the target's name, which holds its folder: the same seed drew other problems
+    # in another checkout (CI's clone drew a rate-36 DeepLab layer that this one never did). Now the file's own name.
+    drawn = []
+    for where in ("a", "b/c"):
+        folder = tmp_path / where / "verify_targets"
+        shutil.copytree(TARGETS, folder, ignore=shutil.ignore_patterns("__pycache__"))
+        v = verify(f"{folder / 'correct_im2col.py'}:conv", dtypes="float32", seed=0, max_examples=10)
+        assert v.status == "verified", v.text()
+        drawn.append([(r["property"], r["examples"], r["features"]) for r in v.record["results"]])
+    assert drawn[0] == drawn[1]
