@@ -33,7 +33,7 @@ from crosscheck.core.problem import ConvProblem, ConvSpec
 MODELS = ("elementwise", "normwise", "winograd")
 WINOGRAD_TILES = (2, 4, 6)
 # The widest kernel a Winograd tile takes as such (F(m, 7)): past it the interpolation constants, which grow like
-# p^(r−1), make W meaningless (a 3-tap kernel dilated by 12 as a 25-tap tile allows errors of 10¹⁸·M), and no
+# p^(r−1), make W meaningless (a 3×3 kernel dilated by 12 as a 25×25 tile allows errors of 10¹⁹·M), and no
 # library tiles such kernels; a dilated kernel wider than this is modelled only on its phases.
 DENSE_MAX_TAPS = 7
 # Elements of one window copy in `_correlate_nonnegative` (32 MiB of float64).
