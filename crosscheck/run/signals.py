@@ -9,6 +9,7 @@ are killed, crosscheck.backends.isolated), so ignoring later signals cannot keep
 
 from __future__ import annotations
 
+import inspect
 import signal
 import sys
 import threading
@@ -50,14 +51,23 @@ class Interrupts:
     def _swallowed(self, unraisable: Any) -> None:
         # The first signal's KeyboardInterrupt landed where Python cannot raise (a gc callback such as Hypothesis',
         # a __del__, a weakref callback) and would be printed as "Exception ignored ... Traceback": the signal is
-        # noted and `check()` raises it before the next example, so there is nothing to print.
-        if self.signum is not None and isinstance(unraisable.exc_value, KeyboardInterrupt):
+        # noted and `check()` raises it before the next example, so there is nothing to print. Likewise a generator
+        # the interrupt left suspended and the collector closes later: its cleanup runs against what the unwinding
+        # already tore down (Hypothesis' pretty-printer writing to its closed buffer: "I/O operation on closed
+        # file"), an effect of the signal, not an error of its own.
+        if self.signum is not None and (
+            isinstance(unraisable.exc_value, KeyboardInterrupt)
+            or inspect.isgenerator(unraisable.object)
+            or inspect.iscoroutine(unraisable.object)
+        ):
             return
         self._unraisable(unraisable)
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         global _active
-        if self._unraisable is not None:
+        # On the way out after a signal, the interrupted generators may be collected at interpreter shutdown: the
+        # hook stays until then.
+        if self._unraisable is not None and not (self.linger and self.signum is not None):
             sys.unraisablehook = self._unraisable
             self._unraisable = None
         for s, handler in self._previous.items():
