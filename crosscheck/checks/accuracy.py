@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import math
 from fractions import Fraction
 
 import numpy as np
@@ -29,6 +28,7 @@ import numpy as np
 from crosscheck.core.bounds import F64_U, gamma
 from crosscheck.core.padding import effective_kernel
 from crosscheck.core.problem import ConvProblem, ConvSpec
+from crosscheck.reference.elementwise import magnitude
 
 MODELS = ("elementwise", "normwise", "winograd")
 WINOGRAD_TILES = (2, 4, 6)
@@ -36,8 +36,6 @@ WINOGRAD_TILES = (2, 4, 6)
 # p^(r−1), make W meaningless (a 3×3 kernel dilated by 12 as a 25×25 tile allows errors of 10¹⁹·M), and no
 # library tiles such kernels; a dilated kernel wider than this is modelled only on its phases.
 DENSE_MAX_TAPS = 7
-# Elements of one window copy in `_correlate_nonnegative` (32 MiB of float64).
-_SLAB = 1 << 22
 # What a user may pass: the models, and the Winograd model for one output tile size.
 CHOICES = (*MODELS, *(f"winograd:{m}" for m in WINOGRAD_TILES))
 DESCRIPTIONS = {
@@ -175,38 +173,6 @@ def _tile_kernels(g: np.ndarray, m: int) -> np.ndarray:
     return combined
 
 
-def _correlate_nonnegative(
-    xg: np.ndarray, kg: np.ndarray, stride: tuple[int, ...], dilation: tuple[int, ...], out: tuple[int, ...]
-) -> np.ndarray:
-    """Σ_c Σ_q xg[n, g, c, p·s + q·d]·kg[g, o, c, q] for the padded grouped input xg (N, G, Cg, *padded) and
-    kernel kg (G, Og, Cg, *width): (N, G·Og, *out). Over slabs of the first output axis, so that a slab's window
-    copy stays near _SLAB elements whatever the kernel's width (the Winograd kernels are up to 2m − 2 taps wider
-    per axis than the problem's)."""
-    n_batch, groups, cg = xg.shape[:3]
-    og, width = kg.shape[1], kg.shape[3:]
-    rank = len(width)
-    eff = tuple((w - 1) * d + 1 for w, d in zip(width, dilation))
-    per_row = n_batch * cg * math.prod(out[1:]) * math.prod(width)
-    rows = max(1, _SLAB // max(per_row, 1))
-    result = np.empty((n_batch, groups, og, *out))
-    contract = ([1, *range(2 + rank, 2 + 2 * rank)], [1, *range(2, 2 + rank)])
-    for g in range(groups):
-        for start in range(0, out[0], rows):
-            stop = min(out[0], start + rows)
-            lo = start * stride[0]
-            sub = xg[:, g, :, lo : lo + (stop - start - 1) * stride[0] + eff[0]]  # (N, Cg, *slab of padded)
-            v = np.lib.stride_tricks.sliding_window_view(sub, eff, axis=tuple(range(2, 2 + rank)))
-            counts = (stop - start, *out[1:])
-            index = (
-                (slice(None),) * 2
-                + tuple(slice(0, (c - 1) * s + 1, s) for c, s in zip(counts, stride))
-                + tuple(slice(None, None, d) for d in dilation)
-            )
-            t = np.tensordot(v[index], kg[g], axes=contract)  # (N, *slab, Og)
-            result[:, g, :, start:stop] = np.moveaxis(t, -1, 1)
-    return result.reshape(n_batch, groups * og, *out)
-
-
 def winograd_magnitude(problem: ConvProblem, m: int, dense: bool = False) -> np.ndarray:
     """W per output element: the largest |Aᵀ|((|G||g|) ⊙ (|Bᵀ||d|)) summed over the input channels, over every
     position the element can take in an m-sized output tile (so, over every tiling).
@@ -226,15 +192,15 @@ def winograd_magnitude(problem: ConvProblem, m: int, dense: bool = False) -> np.
     else:
         g, step = w, spec.dilation
     combined = _tile_kernels(g, m)
-    # W[p] = Σ_c Σ_q |x|[p·s + (q − (m − 1))·d]·combined[q]: a correlation with the wider kernel, the input padded
-    # by (m − 1)·d more on each side; all terms are non-negative, so BLAS contractions are accurate to γ_K.
-    pads = [(0, 0), (0, 0), *((lo + (m - 1) * d, hi + (m - 1) * d) for (lo, hi), d in zip(spec.pads, step))]
-    xg = np.pad(np.abs(problem.x.astype(np.float64)), pads)
-    xg = xg.reshape(xg.shape[0], spec.groups, -1, *xg.shape[2:])  # (N, G, Cg, *padded)
-    kg = combined.reshape(spec.groups, -1, *combined.shape[1:])  # (G, Og, Cg, *width)
-    w_mag = _correlate_nonnegative(xg, kg, spec.stride, step, spec.out_size)
-    terms = combined.shape[1] * math.prod(combined.shape[2:])
-    return np.asarray(w_mag * (1 + gamma(terms + 1, F64_U)))
+    # W[p] = Σ_c Σ_q |x|[p·s + (q − (m − 1))·d]·combined[q]: the magnitude of a correlation with the wider kernel
+    # (2m − 2 more taps per axis, dilated by the phase step), the input padded by (m − 1)·d more on each side.
+    wide = spec.with_(
+        kernel=combined.shape[2:],
+        dilation=step,
+        padding=tuple((lo + (m - 1) * d, hi + (m - 1) * d) for (lo, hi), d in zip(spec.pads, step)),
+        dtype="float64",
+    )
+    return magnitude(ConvProblem(wide, np.abs(problem.x.astype(np.float64)), combined))
 
 
 def winograd_error(problem: ConvProblem, u: float, model: str = "winograd") -> np.ndarray:
