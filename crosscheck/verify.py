@@ -51,6 +51,11 @@ TARGET_FORMS = "'package.module:function' or 'path/to/file.py:function'"
 # ------------------------------------------------------------------------------------------- targets
 
 
+def _names_a_file(where: str) -> bool:
+    """The part of a target before its colon is a file path (else a module name)."""
+    return where.endswith(".py") or os.sep in where or "/" in where
+
+
 def parse_target(target: str) -> tuple[str, str, bool]:
     """(module name or file path, attribute path, is a file path); CrosscheckError if malformed."""
     where, sep, attr = target.rpartition(":")  # rpartition: a Windows path has a colon of its own
@@ -58,7 +63,7 @@ def parse_target(target: str) -> tuple[str, str, bool]:
         raise CrosscheckError(f"target {target!r}: expected {TARGET_FORMS}")
     if not all(part.isidentifier() for part in attr.split(".")):
         raise CrosscheckError(f"target {target!r}: {attr!r} is not a Python name")
-    is_path = where.endswith(".py") or os.sep in where or "/" in where
+    is_path = _names_a_file(where)
     if is_path:
         if not Path(where).is_file():
             raise CrosscheckError(f"target {target!r}: no such file {where!r}")
@@ -155,8 +160,7 @@ class TargetBackend(FunctionBackend):
         # A file target's name holds the folder it was given from (or, resolved, the checkout's path): the plans
         # are seeded by the file's own name, so `verify --seed` draws the same problems in any checkout.
         where, sep, attr = self.name.rpartition(":")
-        is_path = bool(sep) and (where.endswith(".py") or os.sep in where or "/" in where)
-        return f"{Path(where).name}:{attr}" if is_path else self.name
+        return f"{Path(where).name}:{attr}" if sep and _names_a_file(where) else self.name
 
     def version(self) -> str:
         module = sys.modules.get(getattr(self.fn, "__module__", "") or "")
