@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from crosscheck.core.problem import ConvSpec
 
@@ -14,16 +15,21 @@ def work_dtype(a: np.ndarray) -> type:
     return np.complex128 if np.iscomplexobj(a) else np.float64
 
 
-def grouped_input(x: np.ndarray, spec: ConvSpec, dtype: type | None = None, *, modulus: bool = False) -> np.ndarray:
-    """Zero-padded input (|x| if `modulus`) as (N, G, C_in/G, *padded_size) in `dtype` (default: `work_dtype(x)`).
+def grouped_input(x: np.ndarray, spec: ConvSpec, dtype: type | None = None) -> np.ndarray:
+    """Zero-padded input as (N, G, C_in/G, *padded_size) in `dtype` (default: `work_dtype(x)`).
 
     Written into a zeroed array in one pass (np.pad costs a conversion copy and ~30 µs of Python besides, which
-    is most of a small problem's reference)."""
+    is most of a small problem's reference). Without padding it is x itself, converted only where its dtype
+    differs, as a read-only view: a 1×1 layer's input is its own im2col matrix and needs no pass at all."""
     dtype = dtype or work_dtype(x)
     n, c, *size = x.shape
+    if not any(lo or hi for lo, hi in spec.pads):
+        view: np.ndarray = x.astype(dtype, copy=False).reshape(n, spec.groups, c // spec.groups, *size).view()
+        view.flags.writeable = False
+        return view
     xp = np.zeros((n, c, *(m + lo + hi for m, (lo, hi) in zip(size, spec.pads))), dtype)
     inside = xp[(slice(None), slice(None), *(slice(lo, lo + m) for m, (lo, _) in zip(size, spec.pads)))]
-    inside[...] = np.abs(x) if modulus else x
+    inside[...] = x
     return xp.reshape(n, spec.groups, c // spec.groups, *xp.shape[2:])
 
 
@@ -32,6 +38,23 @@ def grouped_weight(w: np.ndarray, spec: ConvSpec, dtype: type | None = None) -> 
     dtype = dtype or work_dtype(w)
     o = w.shape[0]
     return w.astype(dtype).reshape(spec.groups, o // spec.groups, *w.shape[1:])
+
+
+def tap_windows(x: np.ndarray, spec: ConvSpec) -> np.ndarray:
+    """Every input element each kernel tap multiplies at each output position, as one read-only strided view of x
+    (..., *padded) shaped (..., *kernel, *out): element [..., t, m] is x[..., m·stride + t·dilation].
+
+    Built from x's strides in one call: sliding_window_view, then indexing and transposing it, spent ~25 µs of Python
+    per im2col, a tenth of a 2.6·10⁶-multiply-add problem's whole reference."""
+    rank = spec.rank
+    lead, space = x.strides[:-rank], x.strides[-rank:]
+    shape = (*x.shape[:-rank], *spec.kernel, *spec.out_size)
+    strides = (
+        *lead,
+        *(step * d for step, d in zip(space, spec.dilation)),
+        *(step * s for step, s in zip(space, spec.stride)),
+    )
+    return as_strided(x, shape, strides, writeable=False)
 
 
 def kernel_offsets(spec: ConvSpec) -> Iterator[tuple[int, ...]]:

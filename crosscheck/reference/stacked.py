@@ -20,12 +20,10 @@ layout, and a 1×1 convolution of stride 1 needs no im2col copy at all. What els
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from crosscheck.core.bounds import F64_U, gamma
-from crosscheck.core.padding import effective_kernel
 from crosscheck.core.problem import ConvProblem, ConvSpec
-from crosscheck.reference.geometry import grouped_input
+from crosscheck.reference.geometry import grouped_input, tap_windows
 
 
 def stacked_columns(inputs: list[np.ndarray], spec: ConvSpec) -> np.ndarray:
@@ -33,17 +31,8 @@ def stacked_columns(inputs: list[np.ndarray], spec: ConvSpec) -> np.ndarray:
     K ordered (channel, kernel taps) like the filter."""
     rank = spec.rank
     x = inputs[0][None] if len(inputs) == 1 else np.stack(inputs)  # (S, N, G, Cg, *padded)
-    eff = tuple(effective_kernel(k, d) for k, d in zip(spec.kernel, spec.dilation))
-    v = sliding_window_view(x, eff, axis=tuple(range(4, 4 + rank)))  # (S, N, G, Cg, *positions, *eff)
-    index = (
-        (slice(None),) * 4
-        + tuple(slice(0, (n - 1) * s + 1, s) for n, s in zip(spec.out_size, spec.stride))
-        + tuple(slice(None, None, d) for d in spec.dilation)
-    )
-    v = v[index]  # (S, N, G, Cg, *out, *kernel)
-    out_axes = tuple(range(4, 4 + rank))
-    tap_axes = tuple(range(4 + rank, 4 + 2 * rank))
-    v = v.transpose(1, 2, 0, 3, *tap_axes, *out_axes)  # (N, G, S, Cg, *kernel, *out)
+    v = tap_windows(x, spec)  # (S, N, G, Cg, *kernel, *out)
+    v = v.transpose(1, 2, 0, *range(3, 4 + 2 * rank))  # (N, G, S, Cg, *kernel, *out)
     n, g = spec.batch, spec.groups
     return np.ascontiguousarray(v).reshape(n, g, len(inputs) * spec.terms, -1)
 
@@ -63,26 +52,29 @@ def canonical(spec: ConvSpec, y: np.ndarray) -> np.ndarray:
     return y.reshape(spec.batch, spec.out_channels, *spec.out_size)
 
 
-def magnitude_float64(a: np.ndarray, xg: np.ndarray, spec: ConvSpec) -> np.ndarray:
-    """|A|·|B| (N, G, Og, P) in float64, rounded up past its own error (sums of K non-negative terms: γ_{K+1})."""
-    return np.asarray(product(np.abs(a), stacked_columns([np.abs(xg)], spec)) * (1 + gamma(spec.terms + 1, F64_U)))
+def magnitude_float64(moduli_a: np.ndarray, moduli_x: np.ndarray, spec: ConvSpec) -> np.ndarray:
+    """|A|·|B| (N, G, Og, P) in float64 from |A| (G, Og, K) and the padded |x| (N, G, Cg, *padded), rounded up past
+    its own error (sums of K non-negative terms: γ_{K+1})."""
+    m = product(moduli_a, stacked_columns([moduli_x], spec))
+    m *= 1 + gamma(spec.terms + 1, F64_U)
+    return m
 
 
-def narrow(problem: ConvProblem, a32: np.ndarray, float32_magnitude: bool) -> tuple[np.ndarray, np.ndarray]:
+def narrow(problem: ConvProblem, a32: np.ndarray, moduli32: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """(y, M) of a float32-or-narrower problem, (N, C_out, *out): y by one float64 GEMM (products exact, only the
-    K additions round), M in float64, or by a float32 GEMM of the moduli (twice float64's rate) when
-    `float32_magnitude`: the caller has checked that the moduli are exact in float32 and every product is normal
-    and K of them cannot overflow, so the computed sum of K non-negative terms is within γ_K(2⁻²⁴) of the exact one
-    in any order: exact ≤ computed / (1 − γ_K), a bound at most ~K·2⁻²⁴ (relative) looser than with the exact M."""
+    K additions round), M in float64, or, given `moduli32` (|x| in float32), by a float32 GEMM of the moduli (twice
+    float64's rate): the caller has checked that the moduli are exact in float32 and every product is normal and K
+    of them cannot overflow, so the computed sum of K non-negative terms is within γ_K(2⁻²⁴) of the exact one in
+    any order: exact ≤ computed / (1 − γ_K), a bound at most ~K·2⁻²⁴ (relative) looser than with the exact M."""
     spec = problem.spec
     a = a32.astype(np.float64)
     xg = grouped_input(problem.x, spec, np.float64)
     y = product(a, stacked_columns([xg], spec))
-    if float32_magnitude:
-        # |x| is exact in float32 (the problem's values are): pad and gather it there, half the bytes.
-        m32 = product(np.abs(a32), stacked_columns([grouped_input(problem.x, spec, np.float32, modulus=True)], spec))
+    if moduli32 is not None:
+        # Padded and gathered in float32: half the bytes of float64.
+        m32 = product(np.abs(a32), stacked_columns([grouped_input(moduli32, spec, np.float32)], spec))
         slack = (1 + 2 * F64_U) / (1 - gamma(spec.terms, 2.0**-24))
         mag = np.asarray(m32.astype(np.float64) * slack)
     else:
-        mag = magnitude_float64(a, xg, spec)
+        mag = magnitude_float64(np.abs(a), np.abs(xg), spec)
     return canonical(spec, y), canonical(spec, mag)
