@@ -47,6 +47,27 @@ def test_stacked_columns_are_the_im2col_matrix_bit_for_bit(problem: ConvProblem)
         np.testing.assert_array_equal(regrouped, sign * flat)
 
 
+@pytest.mark.parametrize(
+    ("size", "dtype", "padded"),
+    [
+        ((32, 32), np.float32, True),
+        ((16, 32), np.float32, False),
+        ((32, 32), np.float64, True),
+        ((30, 32), np.float64, False),
+    ],
+)
+def test_unaliased_columns_are_the_same_matrix_with_rows_a_cache_line_longer_only_where_4096_bytes_divide_them(
+    size: tuple[int, int], dtype: type, padded: bool
+) -> None:
+    spec = ConvSpec(2, 3, 4, size, (3, 3), padding=((1, 1), (1, 1)), groups=1, dtype="float32")
+    xg = grouped_input(make_problem(spec, seed=1).x, spec, dtype)
+    plain, unaliased = stacked_columns([xg], spec), stacked_columns([xg], spec, unaliased=True)
+    np.testing.assert_array_equal(unaliased, plain)
+    row = unaliased.strides[2]
+    assert row == (plain.strides[2] + 64 if padded else plain.strides[2])
+    assert row % 4096 != 0
+
+
 @settings(max_examples=40)
 @given(conv_problems(max_macs=3_000, dtypes=["float64"], values=["uniform", "sparse"]), st.integers(3, 5))
 def test_every_slice_level_is_an_exact_integer_sum(problem: ConvProblem, count: int) -> None:
