@@ -24,7 +24,7 @@ def grouped_input(x: np.ndarray, spec: ConvSpec, dtype: type | None = None) -> n
     dtype = dtype or work_dtype(x)
     n, c, *size = x.shape
     if not any(lo or hi for lo, hi in spec.pads):
-        view: np.ndarray = x.astype(dtype, copy=False).reshape(n, spec.groups, c // spec.groups, *size).view()
+        view: np.ndarray = x.astype(dtype, copy=False).reshape(n, spec.groups, c // spec.groups, *size)
         view.flags.writeable = False
         return view
     xp = np.zeros((n, c, *(m + lo + hi for m, (lo, hi) in zip(size, spec.pads))), dtype)

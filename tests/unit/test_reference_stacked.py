@@ -185,3 +185,16 @@ def test_the_range_check_ignores_zeros_and_sees_every_other_modulus() -> None:
     assert _moduli_within(limits, np.abs(base), np.zeros(0, np.float32))
     for bad in (2.0**-61, -(2.0**-100), 2.0**57, -(2.0**60), np.inf):
         assert not _moduli_within(limits, np.abs(base), np.abs(np.append(base, np.float32(bad))))
+
+
+def test_an_unpadded_input_is_used_as_it_is_and_cannot_be_written_through() -> None:
+    # A 1×1 layer's input is its own im2col matrix: no copy, and no caller may change the problem through the view.
+    spec = ConvSpec(2, 4, 6, (5, 5), (1, 1), groups=2, dtype="float64")
+    problem = make_problem(spec, seed=2)
+    xg = grouped_input(problem.x, spec, np.float64)
+    assert xg.shape == (2, 2, 2, 5, 5) and np.shares_memory(xg, problem.x)
+    with pytest.raises(ValueError, match="read-only"):
+        xg[0, 0, 0, 0, 0] = 1.0
+    assert problem.x.flags.writeable
+    padded = grouped_input(problem.x, spec.with_(padding=((1, 1), (0, 0))), np.float64)
+    assert padded.flags.writeable and not np.shares_memory(padded, problem.x)
