@@ -16,7 +16,7 @@ from crosscheck import ConvProblem, ConvSpec, make_problem
 from crosscheck.core.bounds import F64_U, gamma
 from crosscheck.reference import ReferenceResult, direct, reference
 from crosscheck.reference.geometry import grouped_input
-from crosscheck.reference.stacked import stacked_columns
+from crosscheck.reference.stacked import gather, stacked_columns
 from crosscheck.strategies import conv_problems
 
 # The package re-exports the function `gemm` under the module's name: reach the module itself.
@@ -61,7 +61,7 @@ def test_unaliased_columns_are_the_same_matrix_with_rows_a_cache_line_longer_onl
 ) -> None:
     spec = ConvSpec(2, 3, 4, size, (3, 3), padding=((1, 1), (1, 1)), groups=1, dtype="float32")
     xg = grouped_input(make_problem(spec, seed=1).x, spec, dtype)
-    plain, unaliased = stacked_columns([xg], spec), stacked_columns([xg], spec, unaliased=True)
+    plain, unaliased = stacked_columns([xg], spec), gather(xg, spec, {}, "columns", unaliased=True)
     np.testing.assert_array_equal(unaliased, plain)
     row = unaliased.strides[2]
     assert row == (plain.strides[2] + 64 if padded else plain.strides[2])
@@ -198,3 +198,51 @@ def test_an_unpadded_input_is_used_as_it_is_and_cannot_be_written_through() -> N
     assert problem.x.flags.writeable
     padded = grouped_input(problem.x, spec.with_(padding=((1, 1), (0, 0))), np.float64)
     assert padded.flags.writeable and not np.shares_memory(padded, problem.x)
+
+
+def test_chunks_cover_every_image_and_group_once_within_the_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    stacked_module = importlib.import_module("crosscheck.reference.stacked")
+    for budget in (1, 3 * 8 * 9 * 25, 2 * 6 * 8 * 9 * 25, 1 << 30):
+        monkeypatch.setattr(stacked_module, "_CHUNK_BYTES", budget)
+        spec = ConvSpec(5, 6, 6, (5, 5), (3, 3), padding=((1, 1), (1, 1)), groups=6, dtype="float32")
+        seen = np.zeros((spec.batch, spec.groups), int)
+        per_group = spec.terms * 25 * 8
+        for images, groups in stacked_module.chunks(spec):
+            seen[images, groups] += 1
+            size = len(range(spec.batch)[images]) * len(range(spec.groups)[groups]) * per_group
+            assert size <= max(budget, per_group)
+        assert np.all(seen == 1), budget
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 1 << 40])
+@pytest.mark.parametrize("one_gather_rows", [0, 1 << 20])
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_narrow_in_chunks_and_by_either_gather_matches_the_oracle(
+    monkeypatch: pytest.MonkeyPatch, chunk_bytes: int, one_gather_rows: int, dtype: str
+) -> None:
+    # chunk_bytes 1: one group of one image per GEMM; one_gather_rows picks the float32 gather or the two gathers.
+    stacked_module = importlib.import_module("crosscheck.reference.stacked")
+    monkeypatch.setattr(stacked_module, "_CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(stacked_module, "_ONE_GATHER_ROWS", one_gather_rows)
+    for kind, spec in (
+        ("exact", ConvSpec(3, 8, 8, (6, 5), (3, 3), padding=((1, 1), (2, 0)), groups=8, dtype=dtype)),
+        ("exact", ConvSpec(3, 8, 6, (6, 5), (3, 3), padding=((1, 1), (1, 1)), groups=2, dtype=dtype)),
+        ("uniform", ConvSpec(2, 16, 6, (4, 5), (1, 1), dtype=dtype)),  # columns are x itself, read-only
+        ("uniform", ConvSpec(2, 4, 4, (4, 5, 3), (3, 3, 3), padding=((1, 1),) * 3, stride=(2, 1, 1), dtype=dtype)),
+    ):
+        problem = make_problem(spec, 5, kind)
+        exact, r = direct(problem), reference(problem)
+        assert np.all(np.abs(r.value - exact.approx) <= r.error_bound)
+        assert np.all(r.magnitude >= exact.magnitude)
+        assert np.all(r.magnitude <= exact.magnitude * (1 + 2 * spec.terms * 2.0**-24))
+        if kind == "exact":
+            np.testing.assert_array_equal(r.value, exact.approx)
+    # A modulus outside the float32 GEMM's safe range: M in float64, y still in chunks.
+    spec = ConvSpec(2, 4, 4, (5, 5), (3, 3), padding=((1, 1), (1, 1)), groups=2, dtype="float32")
+    p = make_problem(spec, 6)
+    x = p.x.copy()
+    x[1, 3, 2, 2] = np.float32(2.0**-100)
+    problem = ConvProblem(spec, x, p.w)
+    exact, r = direct(problem), reference(problem)
+    assert np.all(np.abs(r.value - exact.approx) <= r.error_bound)
+    np.testing.assert_allclose(r.magnitude, exact.magnitude, rtol=1e-12)
