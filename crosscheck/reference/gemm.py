@@ -28,6 +28,7 @@ loop's:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -259,11 +260,9 @@ def _narrow(problem: ConvProblem) -> ReferenceResult:
     """float32 and narrower: values exact in float32, products exact in float64, one float64 GEMM."""
     spec = problem.spec
     a32 = filters(problem, np.float32)
-    # The columns hold the input's values and padding zeros: checking x and w is enough, and 9x cheaper. The
-    # moduli taken for the check are the ones M's float32 GEMM multiplies.
-    moduli = np.abs(problem.x.astype(np.float32, copy=False))
-    safe = _moduli_within(_FLOAT32_RANGE, moduli, np.abs(a32)) and spec.terms < 2**16  # K·2^112 < float32's 2^128
-    y, mag = narrow(problem, a32, moduli if safe else None)
+    # The columns hold the input's values and padding zeros: checking x and w is enough, and 9x cheaper.
+    safe = spec.terms < 2**16 and _float32_within(_FLOAT32_RANGE, problem.x.astype(np.float32, copy=False), a32)
+    y, mag = narrow(problem, a32, float32_moduli=safe)  # K·2^112 < float32's 2^128: K below 2^16
     # Products of ≤24-bit significands are exact in float64; only the K additions round.
     return ReferenceResult(y, None, mag, gamma(spec.terms, F64_U) * mag, "gemm")
 
@@ -272,8 +271,32 @@ def _narrow(problem: ConvProblem) -> ReferenceResult:
 _FLOAT32_RANGE = (2.0**-60, 2.0**56)
 
 
+@functools.cache
+def _float32_bits(limits: tuple[float, float]) -> tuple[int, int]:
+    low, high = (int(np.float32(v).view(np.int32)) for v in limits)
+    return low, high
+
+
+def _float32_within(limits: tuple[float, float], *arrays: np.ndarray) -> bool:
+    """Every non-zero value of the float32 `arrays` has its modulus inside [low, high] (NaN and ±inf do not). Read on
+    the bits: without its sign bit, a float32's bit pattern orders like its modulus, and one less than it turns zero
+    into the largest unsigned integer, so one maximum and one minimum decide, with no moduli taken: 14 µs for x and w of
+    a 2.6·10⁶-multiply-add problem (18k and 2k elements) where the moduli and `_moduli_within` took 18 µs."""
+    low, high = _float32_bits(limits)
+    for a in arrays:
+        if not a.size:
+            continue
+        bits = a.view(np.int32) & np.int32(0x7FFFFFFF)
+        if int(bits.max()) > high:  # NaN and ±inf lie above every finite bit pattern
+            return False
+        bits -= 1
+        if int(bits.view(np.uint32).min()) < low - 1:
+            return False
+    return True
+
+
 def _moduli_within(limits: tuple[float, float], *moduli: np.ndarray) -> bool:
-    """Every non-zero one of `moduli` (arrays of |values|) inside [low, high]. Element-wise comparisons only:
+    """Every non-zero one of `moduli` (float64 arrays of |values|) inside [low, high]. Element-wise comparisons only:
     gathering the elements below `low` first (every zero among them) cost 0.4 ms on a 2·10⁵-element input with 10 %
     zeros, 8× the rest, and counting them with count_nonzero (twice) costs 2× the rest."""
     low, high = limits

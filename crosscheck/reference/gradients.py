@@ -154,7 +154,7 @@ def _through_forward(forward: ConvProblem, terms: np.ndarray, region: tuple[slic
     counts = np.zeros(spec.out_size)
     counts[region] = np.broadcast_to(terms[0, 0], counts[region].shape)
     if spec.dtype != "float64":
-        y, mag = narrow(forward, filters(forward, np.float32), None)
+        y, mag = narrow(forward, filters(forward, np.float32), float32_moduli=False)
         y, mag = y[where], mag[where]
         return ReferenceResult(y, None, mag, _bound(spec.dtype, counts[region][None, None], mag), "gradients")
     inside = np.zeros(spec.out_size, dtype=bool)

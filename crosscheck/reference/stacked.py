@@ -113,9 +113,9 @@ def gather(x: np.ndarray, spec: ConvSpec, scratch: Scratch, slot: str, unaliased
     if not pad and v.flags.c_contiguous:
         return v.reshape(n, g, spec.terms, p)
     columns = _buffer(scratch, slot, (n, g, spec.terms, p + pad), x.dtype)[..., :p]
-    target = columns.reshape(v.shape)
-    if not np.shares_memory(target, columns):
-        raise AssertionError("the im2col target must be a view of the scratch buffer")  # a reshape would copy
+    target = columns.reshape(v.shape)  # splits axes only: a view
+    if not np.may_share_memory(target, columns):
+        raise AssertionError("the im2col target must be a view of the scratch buffer")
     target[...] = v
     return columns
 
@@ -131,10 +131,10 @@ def chunks(spec: ConvSpec) -> Iterator[tuple[slice, slice]]:
             yield slice(n0, n0 + images), slice(g0, g0 + groups)
 
 
-def narrow(problem: ConvProblem, a32: np.ndarray, moduli32: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+def narrow(problem: ConvProblem, a32: np.ndarray, *, float32_moduli: bool) -> tuple[np.ndarray, np.ndarray]:
     """(y, M) of a float32-or-narrower problem, (N, C_out, *out): y by float64 GEMMs (products exact, only the K
-    additions round), M in float64, or, given `moduli32` (|x| in float32), by float32 GEMMs of the moduli (twice
-    float64's rate): the caller has checked that the moduli are exact in float32 and every product is normal and K
+    additions round), M in float64, or, with `float32_moduli`, by float32 GEMMs of the moduli (twice float64's
+    rate): the caller has checked that the moduli are exact in float32 and every product is normal and K
     of them cannot overflow, so the computed sum of K non-negative terms is within γ_K(2⁻²⁴) of the exact one in
     any order: exact ≤ computed / (1 − γ_K), a bound at most ~K·2⁻²⁴ (relative) looser than with the exact M.
     Chunks (`chunks`) change which elements one GEMM call computes, not how any element is summed."""
@@ -143,7 +143,7 @@ def narrow(problem: ConvProblem, a32: np.ndarray, moduli32: np.ndarray | None) -
     a = a32.astype(np.float64)
     y = np.empty((spec.batch, spec.groups, rows, math.prod(spec.out_size)))
     scratch: Scratch = {}
-    if moduli32 is None:
+    if not float32_moduli:
         xg = grouped_input(problem.x, spec, np.float64)
         for images, groups in chunks(spec):
             product(a[groups], gather(xg[images, groups], spec, scratch, "float64"), out=y[images, groups])
@@ -164,10 +164,12 @@ def narrow(problem: ConvProblem, a32: np.ndarray, moduli32: np.ndarray | None) -
             product(moduli_a[groups], moduli, out=m32[images, groups])
     else:
         xg = grouped_input(problem.x, spec, np.float64)
-        mg = grouped_input(moduli32, spec, np.float32)  # padded and gathered in float32: half the bytes of float64
+        # Padded and gathered in float32: half the bytes of float64.
+        mg = grouped_input(np.abs(problem.x.astype(np.float32, copy=False)), spec, np.float32)
         for images, groups in chunks(spec):
             product(a[groups], gather(xg[images, groups], spec, scratch, "float64"), out=y[images, groups])
             columns = gather(mg[images, groups], spec, scratch, "float32", unaliased)
             product(moduli_a[groups], columns, out=m32[images, groups])
-    slack = (1 + 2 * F64_U) / (1 - gamma(spec.terms, 2.0**-24))
-    return canonical(spec, y), canonical(spec, np.asarray(m32.astype(np.float64) * slack))
+    mag = m32.astype(np.float64)
+    mag *= (1 + 2 * F64_U) / (1 - gamma(spec.terms, 2.0**-24))
+    return canonical(spec, y), canonical(spec, mag)

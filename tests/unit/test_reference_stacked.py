@@ -177,14 +177,19 @@ def test_one_by_one_and_three_d_layers() -> None:
             assert np.all(np.abs(r.value - exact.approx) <= r.error_bound)
 
 
-def test_the_range_check_ignores_zeros_and_sees_every_other_modulus() -> None:
-    from crosscheck.reference.gemm import _moduli_within
+def test_the_range_checks_ignore_zeros_and_see_every_other_modulus() -> None:
+    from crosscheck.reference.gemm import _float32_within, _moduli_within
 
     limits = (2.0**-60, 2.0**56)
-    base = np.array([0.0, -0.0, 1.5, -(2.0**-60), 2.0**56], dtype=np.float32)
+    base = np.array([0.0, -0.0, 1.5, -(2.0**-60), 2.0**56, -(2.0**56)], dtype=np.float32)
     assert _moduli_within(limits, np.abs(base), np.zeros(0, np.float32))
-    for bad in (2.0**-61, -(2.0**-100), 2.0**57, -(2.0**60), np.inf):
+    assert _float32_within(limits, base, np.zeros(0, np.float32), np.zeros((2, 3), np.float32))
+    for bad in (2.0**-61, -(2.0**-100), 2.0**-149, 2.0**57, -(2.0**60), np.inf, -np.inf):
         assert not _moduli_within(limits, np.abs(base), np.abs(np.append(base, np.float32(bad))))
+        assert not _float32_within(limits, base, np.append(base, np.float32(bad)))
+        assert not _float32_within(limits, np.append(base, np.float32(bad))[::-2][::-1])  # strided
+    assert not _float32_within(limits, np.append(base, np.float32(np.nan)))
+    assert not _float32_within(limits, np.append(base, -np.float32(np.nan)))
 
 
 def test_an_unpadded_input_is_used_as_it_is_and_cannot_be_written_through() -> None:
